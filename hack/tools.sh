@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Builds the servers the e2e environment runs (kube-apiserver, kube-controller-manager,
+# kubectl, etcd, versitygw) from their Go modules, once per version, into a cache outside
+# the checkout, and prints one `name=path` line per binary.
+#
+# The wrapper modules under hack/tools/ pin the versions; their go.sum makes the build
+# reproducible. A binary already in the cache is never rebuilt, so CI clones afresh but
+# builds only on a new machine. Override the cache with GITSYNC_TOOLS_DIR.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+cache=${GITSYNC_TOOLS_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/gitsync-operator/bin}
+mkdir -p "$cache"
+export GOTOOLCHAIN=local CGO_ENABLED=0 GOFLAGS=-buildvcs=false
+
+# name | wrapper module | package | module whose version keys the cache
+tools=(
+  "etcd|etcd|go.etcd.io/etcd/server/v3|go.etcd.io/etcd/server/v3"
+  "versitygw|s3|github.com/versity/versitygw/cmd/versitygw|github.com/versity/versitygw"
+  "kube-apiserver|kube|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes"
+  "kube-controller-manager|kube|k8s.io/kubernetes/cmd/kube-controller-manager|k8s.io/kubernetes"
+  "kubectl|kube|k8s.io/kubernetes/cmd/kubectl|k8s.io/kubernetes"
+)
+
+for entry in "${tools[@]}"; do
+  IFS='|' read -r name dir pkg mod <<<"$entry"
+  version=$(cd "$here/tools/$dir" && go list -m -f '{{.Version}}' "$mod")
+  out="$cache/$name-$version"
+  if [ ! -x "$out" ]; then
+    echo "Building $name $version (once per machine) ..." >&2
+    start=$(date +%s)
+    tmp="$out.tmp.$$"
+    (cd "$here/tools/$dir" && go build -trimpath -ldflags='-s -w' -o "$tmp" "$pkg")
+    mv -f "$tmp" "$out"
+    echo "Built $name in $(( $(date +%s) - start ))s" >&2
+  fi
+  echo "$name=$out"
+done

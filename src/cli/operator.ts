@@ -1,0 +1,80 @@
+// `gitsync operator`: runs every controller in one process.
+
+import { parseArgs } from "node:util";
+import { parseDuration } from "../runtime/duration.js";
+import { WorkDirs } from "../git/workdir.js";
+import { KubeClient } from "../runtime/kube.js";
+import { rootLogger } from "../runtime/log.js";
+import { Manager, type AnyController } from "../runtime/manager.js";
+
+export const OPERATOR_USAGE = `Usage: gitsync operator [options]
+
+Runs every gitsync.dev controller in one process.
+
+Options:
+  --kubeconfig PATH            kubeconfig to use (default: $KUBECONFIG, ~/.kube/config, in-cluster)
+  --http-address ADDR          where /metrics, /healthz, /readyz and /hooks listen (default :8080)
+  --leader-elect               hold a Lease so only one replica reconciles (default on in a cluster)
+  --no-leader-elect            run without leader election
+  --leader-election-namespace  namespace of the Lease (default: $POD_NAMESPACE or gitsync-system)
+  --leader-election-id NAME    name of the Lease (default gitsync-operator)
+  --lease-duration DUR         default 15s; --renew-deadline 10s; --retry-period 2s
+  --identity NAME              this replica's name in the Lease (default: $POD_NAME or host_pid)
+  --work-dir PATH              clones and temp files (default: $GITSYNC_WORK_DIR or <tmp>/gitsync-operator)
+  --shutdown-timeout DUR       how long SIGTERM waits for running reconciles (default 30s)
+`;
+
+/** Runs the manager with the given controllers until SIGTERM; returns the exit code. */
+export async function runOperator(argv: string[], controllers: AnyController[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      kubeconfig: { type: "string" },
+      "http-address": { type: "string", default: ":8080" },
+      "leader-elect": { type: "boolean" },
+      "no-leader-elect": { type: "boolean" },
+      "leader-election-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "gitsync-system" },
+      "leader-election-id": { type: "string", default: "gitsync-operator" },
+      "lease-duration": { type: "string", default: "15s" },
+      "renew-deadline": { type: "string", default: "10s" },
+      "retry-period": { type: "string", default: "2s" },
+      identity: { type: "string", default: process.env.POD_NAME },
+      "work-dir": { type: "string" },
+      "shutdown-timeout": { type: "string", default: "30s" },
+      help: { type: "boolean", short: "h" },
+    },
+  });
+  if (values.help) {
+    process.stdout.write(OPERATOR_USAGE);
+    return 0;
+  }
+  const log = rootLogger;
+  const workDirs = new WorkDirs(values["work-dir"]);
+  const swept = await workDirs.sweep();
+  if (swept) log.info("Swept work directory", { root: workDirs.root, entries: swept });
+  const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
+  const leaderElect = values["no-leader-elect"] ? false : (values["leader-elect"] ?? inCluster);
+  const manager = new Manager(
+    {
+      kube: KubeClient.fromKubeconfig(values.kubeconfig),
+      log,
+      httpAddress: values["http-address"],
+      identity: values.identity,
+      shutdownTimeoutMs: parseDuration(values["shutdown-timeout"]),
+      leaderElection: leaderElect && {
+        namespace: values["leader-election-namespace"],
+        name: values["leader-election-id"],
+        leaseDurationMs: parseDuration(values["lease-duration"]),
+        renewDeadlineMs: parseDuration(values["renew-deadline"]),
+        retryPeriodMs: parseDuration(values["retry-period"]),
+      },
+    },
+    controllers,
+  );
+  try {
+    await manager.run();
+    return 0;
+  } catch {
+    return 1;
+  }
+}

@@ -1,0 +1,103 @@
+// The vocabulary every kind shares (ARCHITECTURE.md, "Shared spec vocabulary"). These zod
+// schemas are the only definition of the API: TypeScript types come from z.infer and the
+// CRD YAML from hack/gen-crds.ts.
+
+import { z } from "zod";
+import { DURATION_PATTERN } from "../runtime/duration.js";
+
+export const GROUP = "gitsync.dev";
+export const VERSION = "v1alpha1";
+export const CATEGORY = "gitsync";
+
+export const duration = z.string().regex(new RegExp(DURATION_PATTERN), "must be a Go duration such as 30s, 5m or 1h30m");
+
+/** A Secret in the object's own namespace; references never cross namespaces. */
+export const secretRef = z.object({
+  name: z.string().min(1).max(253).describe("Name of a Secret in the same namespace."),
+});
+
+export const gitRef = z
+  .object({
+    branch: z.string().min(1).optional(),
+    tag: z.string().min(1).optional(),
+    commit: z.string().regex(/^[0-9a-f]{40}$/, "must be a full 40-character commit id").optional(),
+  })
+  .refine((ref) => [ref.branch, ref.tag, ref.commit].filter(Boolean).length === 1, "exactly one of branch, tag or commit must be set")
+  .meta({
+    "x-kubernetes-validations": [
+      { rule: "[has(self.branch), has(self.tag), has(self.commit)].filter(x, x).size() == 1", message: "exactly one of branch, tag or commit must be set" },
+    ],
+  });
+
+/** Only the HTTP(S) smart protocol: isomorphic-git speaks nothing else. */
+export const gitUrl = z
+  .string()
+  .regex(/^https?:\/\/[^\s]+$/, "must be an http:// or https:// URL (ssh and scp-style URLs are not supported)");
+
+export const gitSource = z.object({
+  url: gitUrl.describe("HTTP(S) URL of the repository."),
+  ref: gitRef.optional().describe("Exactly one of branch, tag or commit; default the branch main."),
+  secretRef: secretRef.optional().describe("Secret with username + password (or token), or bearerToken; optional ca.crt."),
+  path: z.string().optional().describe("Folder inside the repository."),
+});
+
+export const s3Location = z.object({
+  endpoint: z.string().min(1).describe("S3 endpoint, e.g. https://minio.example:9000."),
+  bucket: z.string().min(3).max(63),
+  region: z.string().default("us-east-1"),
+  prefix: z.string().optional(),
+  insecure: z.boolean().default(false).describe("Use plain HTTP."),
+  forcePathStyle: z.boolean().default(true),
+  secretRef: secretRef.optional().describe("Secret with accesskey and secretkey; optional ca.crt."),
+});
+
+export const condition = z.object({
+  type: z.string(),
+  status: z.enum(["True", "False", "Unknown"]),
+  reason: z.string(),
+  message: z.string(),
+  lastTransitionTime: z.string(),
+  observedGeneration: z.number().int().optional(),
+});
+
+/** The fields of every spec: when to reconcile and whether to at all. */
+export const commonSpecFields = {
+  interval: duration.optional().describe("How often to reconcile, e.g. 5m."),
+  timeout: duration.optional().describe("How long one reconcile may take."),
+  suspend: z.boolean().optional().describe("Stop reconciling until set to false."),
+};
+
+export const commonStatusFields = {
+  observedGeneration: z.number().int().optional(),
+  conditions: z
+    .array(condition)
+    .optional()
+    .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
+  lastHandledReconcileAt: z.string().optional().describe("The last gitsync.dev/requestedAt value handled."),
+};
+
+export type GitSource = z.infer<typeof gitSource>;
+export type S3Location = z.infer<typeof s3Location>;
+
+export interface PrinterColumn {
+  name: string;
+  type: "string" | "integer" | "number" | "boolean" | "date";
+  jsonPath: string;
+  description?: string;
+  priority?: number;
+}
+
+/** Everything the generator needs to write one CRD. */
+export interface KindDefinition {
+  kind: string;
+  plural: string;
+  singular: string;
+  shortNames: string[];
+  spec: z.ZodType;
+  status: z.ZodType;
+  /** Kind-specific columns; Ready, Age and Status are added around them. */
+  columns: PrinterColumn[];
+  group?: string;
+  version?: string;
+  categories?: string[];
+}

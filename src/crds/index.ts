@@ -1,0 +1,5 @@
+// Every kind the operator serves. Each kind's issue adds its schema file here.
+
+import type { KindDefinition } from "./common.js";
+
+export const kinds: KindDefinition[] = [];

@@ -1,0 +1,269 @@
+// A remote git repository and its kept local clone, over isomorphic-git.
+//
+// - resolve(): ls-remote style; with protocol v2 only the one ref is listed, and an
+//   unchanged remote costs no packfile.
+// - sync(): clone once (shallow, single branch, no checkout), then fetch incrementally.
+// - readFile()/listTree(): read objects at a commit, no working tree needed.
+// - commit(): writes blobs and trees straight into the object store and pushes; when the
+//   remote moved, fetches, re-applies the change on the new head and retries (bounded).
+
+import fs from "node:fs";
+import { mkdir } from "node:fs/promises";
+import git, { Errors, type HttpClient, type ReadTreeResult } from "isomorphic-git";
+import { backoffDelay, sleep } from "../runtime/backoff.js";
+import { redact, safeUrl } from "../runtime/redact.js";
+import { assertHttpUrl, authHeaders, type GitCredentials } from "./auth.js";
+import { createHttpClient, type TransportStats } from "./http.js";
+
+export type GitErrorKind = "auth" | "not-found" | "network" | "rejected" | "invalid";
+
+/** A git failure with the remote's URL (never its credentials) in the message. */
+export class GitError extends Error {
+  constructor(
+    readonly kind: GitErrorKind,
+    message: string,
+  ) {
+    super(redact(message));
+    this.name = "GitError";
+  }
+}
+
+export interface RefSpec {
+  branch?: string;
+  tag?: string;
+  commit?: string;
+}
+
+export interface Author {
+  name: string;
+  email: string;
+}
+
+export interface TreeEntry {
+  oid: string;
+  mode: string;
+}
+
+/** Path → new content, or null to delete. Paths are relative to the repository root. */
+export type Changes = Map<string, Uint8Array | null>;
+
+export interface CommitOptions {
+  branch: string;
+  author: Author;
+  message: string;
+  /** Computes the change against the current head; called again after each rejected push. */
+  change: (head: string | undefined) => Promise<Changes>;
+  maxAttempts?: number;
+  force?: boolean;
+}
+
+export interface CommitResult {
+  /** The pushed commit; undefined when the change was empty. */
+  commit: string | undefined;
+  attempts: number;
+}
+
+const EMPTY_TREE_MODE = "040000";
+
+export class GitRepository {
+  readonly stats: TransportStats = { uploadPackPosts: 0, receivePackPosts: 0, refAdvertisements: 0 };
+  private readonly http: HttpClient;
+  private readonly headers: Record<string, string>;
+  private readonly cache = {};
+
+  constructor(
+    readonly url: string,
+    readonly dir: string,
+    credentials?: GitCredentials,
+    private readonly depth = 1,
+  ) {
+    assertHttpUrl(url);
+    this.http = createHttpClient(credentials?.caCert, this.stats);
+    this.headers = authHeaders(credentials);
+  }
+
+  private get gitdir(): string {
+    return `${this.dir}/.git`;
+  }
+
+  /** The commit a ref points to on the remote, without fetching objects; undefined if the ref does not exist. */
+  async resolve(ref: RefSpec): Promise<string | undefined> {
+    if (ref.commit) return ref.commit;
+    const full = ref.tag ? `refs/tags/${ref.tag}` : `refs/heads/${ref.branch ?? "main"}`;
+    const refs = await this.guard("list refs of", () =>
+      git.listServerRefs({ http: this.http, url: this.url, headers: this.headers, prefix: full, peelTags: true }),
+    );
+    const match = refs.find((r) => r.ref === full);
+    return match ? (match.peeled ?? match.oid) : undefined;
+  }
+
+  /** Brings the kept clone to the remote's ref; fetches only when the remote has something new. */
+  async sync(ref: RefSpec): Promise<{ commit: string; fetched: boolean }> {
+    const remote = await this.resolve(ref);
+    const name = ref.tag ?? ref.branch ?? "main";
+    if (!remote) throw new GitError("not-found", `${safeUrl(this.url)}: ${ref.tag ? "tag" : "branch"} ${name} does not exist`);
+    if (await this.hasCommit(remote)) return { commit: remote, fetched: false };
+    await this.fetch(ref.commit ? undefined : name, ref.commit ? undefined : this.depth);
+    if (!(await this.hasCommit(remote))) {
+      throw new GitError("not-found", `${safeUrl(this.url)}: commit ${remote} is not reachable from the fetched ref`);
+    }
+    return { commit: remote, fetched: true };
+  }
+
+  /** A file's bytes at a commit, or undefined when the path does not exist there. */
+  async readFile(commit: string, filepath: string): Promise<Uint8Array | undefined> {
+    try {
+      const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: commit, filepath, cache: this.cache });
+      return blob;
+    } catch (err) {
+      if (err instanceof Errors.NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
+  /** Every file below `prefix` at a commit, as path (relative to the root) → object id and mode. */
+  async listTree(commit: string, prefix = ""): Promise<Map<string, TreeEntry>> {
+    const files = new Map<string, TreeEntry>();
+    const root = prefix.replace(/^\/+|\/+$/g, "");
+    let start: ReadTreeResult;
+    try {
+      start = await git.readTree({ fs, gitdir: this.gitdir, oid: commit, filepath: root || undefined, cache: this.cache });
+    } catch (err) {
+      if (err instanceof Errors.NotFoundError) return files;
+      throw err;
+    }
+    const walk = async (tree: ReadTreeResult["tree"], base: string): Promise<void> => {
+      for (const entry of tree) {
+        const entryPath = base ? `${base}/${entry.path}` : entry.path;
+        if (entry.type === "tree") {
+          const sub = await git.readTree({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache });
+          await walk(sub.tree, entryPath);
+        } else if (entry.type === "blob") {
+          files.set(entryPath, { oid: entry.oid, mode: entry.mode });
+        }
+      }
+    };
+    await walk(start.tree, root);
+    return files;
+  }
+
+  /** Commits the change on top of the remote branch and pushes; re-applies on a moved head. */
+  async commit(options: CommitOptions): Promise<CommitResult> {
+    const maxAttempts = options.maxAttempts ?? 5;
+    for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      const head = await this.resolve({ branch: options.branch });
+      if (head && !(await this.hasCommit(head))) await this.fetch(options.branch, this.depth);
+      if (!head) await this.ensureRepo();
+      const changes = await options.change(head);
+      if (changes.size === 0) return { commit: undefined, attempts: attempt };
+      const baseTree = head ? (await git.readCommit({ fs, gitdir: this.gitdir, oid: head, cache: this.cache })).commit.tree : undefined;
+      const tree = (await this.applyChanges(baseTree, changes)) ?? (await git.writeTree({ fs, gitdir: this.gitdir, tree: [] }));
+      if (tree === baseTree) return { commit: undefined, attempts: attempt };
+      const now = Math.floor(Date.now() / 1000);
+      const signature = { ...options.author, timestamp: now, timezoneOffset: 0 };
+      const commit = await git.writeCommit({
+        fs,
+        gitdir: this.gitdir,
+        commit: { message: options.message.endsWith("\n") ? options.message : `${options.message}\n`, tree, parent: head ? [head] : [], author: signature, committer: signature },
+      });
+      await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/heads/${options.branch}`, value: commit, force: true });
+      try {
+        await this.push(options.branch, options.force ?? false);
+        return { commit, attempts: attempt };
+      } catch (err) {
+        if (!(err instanceof GitError && err.kind === "rejected") || attempt === maxAttempts) throw err;
+        await sleep(backoffDelay(attempt, { baseMs: 200, maxMs: 5_000 }));
+      }
+    }
+    throw new GitError("rejected", `${safeUrl(this.url)}: push of ${options.branch} rejected ${maxAttempts} times`);
+  }
+
+  private async push(branch: string, force: boolean): Promise<void> {
+    const result = await this.guard("push to", () =>
+      git.push({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref: branch, remoteRef: branch, force, headers: this.headers }),
+    );
+    if (!result.ok) {
+      const detail = result.error ?? Object.values(result.refs ?? {}).find((r) => !r.ok)?.error ?? "unknown reason";
+      throw new GitError("rejected", `${safeUrl(this.url)}: push of ${branch} rejected: ${detail}`);
+    }
+  }
+
+  /** Writes the changed blobs and trees bottom-up; returns the new root tree, undefined if empty. */
+  private async applyChanges(treeOid: string | undefined, changes: Changes): Promise<string | undefined> {
+    const entries = new Map<string, { mode: string; path: string; oid: string; type: "blob" | "tree" | "commit" }>();
+    if (treeOid) {
+      for (const entry of (await git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })).tree) entries.set(entry.path, entry);
+    }
+    const nested = new Map<string, Changes>();
+    for (const [filepath, content] of changes) {
+      const slash = filepath.indexOf("/");
+      if (slash >= 0) {
+        const dir = filepath.slice(0, slash);
+        if (!nested.has(dir)) nested.set(dir, new Map());
+        nested.get(dir)?.set(filepath.slice(slash + 1), content);
+      } else if (content === null) {
+        entries.delete(filepath);
+      } else {
+        const oid = await git.writeBlob({ fs, gitdir: this.gitdir, blob: content });
+        const mode = entries.get(filepath)?.type === "blob" ? (entries.get(filepath)?.mode ?? "100644") : "100644";
+        entries.set(filepath, { mode, path: filepath, oid, type: "blob" });
+      }
+    }
+    for (const [dir, subChanges] of nested) {
+      const existing = entries.get(dir);
+      const sub = await this.applyChanges(existing?.type === "tree" ? existing.oid : undefined, subChanges);
+      if (sub) entries.set(dir, { mode: EMPTY_TREE_MODE, path: dir, oid: sub, type: "tree" });
+      else entries.delete(dir);
+    }
+    if (entries.size === 0) return undefined;
+    return git.writeTree({ fs, gitdir: this.gitdir, tree: [...entries.values()] });
+  }
+
+  private async fetch(ref: string | undefined, depth: number | undefined): Promise<void> {
+    await this.ensureRepo();
+    await this.guard("fetch from", () =>
+      git.fetch({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref, singleBranch: true, depth, tags: false, headers: this.headers, cache: this.cache }),
+    );
+  }
+
+  private async ensureRepo(): Promise<void> {
+    if (fs.existsSync(`${this.gitdir}/HEAD`)) return;
+    await mkdir(this.dir, { recursive: true });
+    await git.init({ fs, gitdir: this.gitdir, bare: false, defaultBranch: "main" });
+  }
+
+  private async hasCommit(oid: string): Promise<boolean> {
+    if (!fs.existsSync(`${this.gitdir}/HEAD`)) return false;
+    try {
+      await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+      return true;
+    } catch (err) {
+      if (err instanceof Errors.NotFoundError || err instanceof Errors.ObjectTypeError) return false;
+      throw err;
+    }
+  }
+
+  /** Runs a network operation and turns isomorphic-git's errors into GitErrors that name the URL. */
+  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw this.translate(what, err);
+    }
+  }
+
+  private translate(what: string, err: unknown): GitError {
+    const where = safeUrl(this.url);
+    if (err instanceof Errors.HttpError) {
+      const status = (err.data as { statusCode?: number }).statusCode ?? 0;
+      if (status === 401 || status === 403) return new GitError("auth", `authentication failed for ${where} (HTTP ${status}): check the credentials in the Secret`);
+      if (status === 404) return new GitError("not-found", `repository ${where} not found (HTTP 404)`);
+      return new GitError("network", `failed to ${what} ${where}: HTTP ${status}`);
+    }
+    if (err instanceof Errors.PushRejectedError) return new GitError("rejected", `${where}: push rejected (${err.data.reason}): the remote moved`);
+    if (err instanceof Errors.SmartHttpError) return new GitError("network", `failed to ${what} ${where}: the server did not answer as a git smart-HTTP server`);
+    const message = err instanceof Error ? err.message : String(err);
+    const code = (err as { code?: string }).code;
+    return new GitError("network", `failed to ${what} ${where}: ${code && !message.includes(code) ? `${code} ` : ""}${message}`);
+  }
+}

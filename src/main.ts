@@ -1,0 +1,43 @@
+#!/usr/bin/env node
+// `gitsync`: the operator and the commands that run its engines once (in CI, in a CronJob).
+
+import { readFileSync } from "node:fs";
+import { controllers } from "./controllers/index.js";
+import { runOperator } from "./cli/operator.js";
+
+const USAGE = `Usage: gitsync <command> [options]
+
+Commands:
+  operator     run the controllers (see gitsync operator --help)
+  version      print the version
+
+Run 'gitsync <command> --help' for a command's options.
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
+  return pkg.version;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case "operator":
+      return runOperator(rest, controllers);
+    case "version":
+    case "--version":
+      process.stdout.write(`gitsync ${version()}\n`);
+      return 0;
+    case undefined:
+    case "help":
+    case "--help":
+    case "-h":
+      process.stdout.write(USAGE);
+      return 0;
+    default:
+      process.stderr.write(`gitsync: unknown command "${command}"\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

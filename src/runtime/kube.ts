@@ -1,0 +1,190 @@
+// A thin REST client over the Kubernetes API. client-node's KubeConfig loads the
+// configuration and applies authentication; the requests are plain HTTP so that watches,
+// server-side apply and status-subresource patches behave exactly as the API server defines.
+
+import https from "node:https";
+import http from "node:http";
+import { KubeConfig } from "@kubernetes/client-node";
+
+export const FIELD_MANAGER = "gitsync-operator";
+
+export interface ObjectMeta {
+  name: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: unknown[];
+}
+
+export interface KubeObject {
+  apiVersion: string;
+  kind: string;
+  metadata: ObjectMeta;
+}
+
+export interface KubeList<T> {
+  metadata: { resourceVersion: string; continue?: string };
+  items: T[];
+}
+
+export interface WatchEvent<T> {
+  type: "ADDED" | "MODIFIED" | "DELETED" | "BOOKMARK" | "ERROR";
+  object: T;
+}
+
+/** An error answered by the API server, with its HTTP code and Status reason. */
+export class KubeApiError extends Error {
+  constructor(
+    readonly code: number,
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = "KubeApiError";
+  }
+}
+
+/** MicroTime as the API server parses it: RFC 3339 with exactly six fractional digits. */
+export function microTime(date: Date = new Date()): string {
+  return date.toISOString().replace(/\.(\d{3})Z$/, ".$1000Z");
+}
+
+export const isNotFound = (err: unknown): boolean => err instanceof KubeApiError && err.code === 404;
+export const isConflict = (err: unknown): boolean => err instanceof KubeApiError && err.code === 409;
+export const isGone = (err: unknown): boolean => err instanceof KubeApiError && err.code === 410;
+
+export interface RequestOptions {
+  query?: Record<string, string | number | boolean | undefined>;
+  body?: unknown;
+  contentType?: string;
+  signal?: AbortSignal;
+}
+
+/** Where a resource lives: group, version and plural, namespaced or not. */
+export interface ResourceRef {
+  group: string;
+  version: string;
+  plural: string;
+  namespaced: boolean;
+}
+
+export function resourcePath(ref: ResourceRef, namespace?: string, name?: string, subresource?: string): string {
+  const base = ref.group === "" ? `/api/${ref.version}` : `/apis/${ref.group}/${ref.version}`;
+  const ns = ref.namespaced && namespace ? `/namespaces/${encodeURIComponent(namespace)}` : "";
+  const tail = [name && encodeURIComponent(name), subresource].filter(Boolean).join("/");
+  return `${base}${ns}/${ref.plural}${tail ? `/${tail}` : ""}`;
+}
+
+export class KubeClient {
+  private agent: https.Agent | http.Agent | undefined;
+  private readonly server: URL;
+
+  constructor(readonly config: KubeConfig) {
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error("The kubeconfig names no current cluster");
+    this.server = new URL(cluster.server);
+  }
+
+  /** Loads from --kubeconfig, $KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount. */
+  static fromKubeconfig(path?: string): KubeClient {
+    const config = new KubeConfig();
+    if (path) config.loadFromFile(path);
+    else config.loadFromDefault();
+    return new KubeClient(config);
+  }
+
+  async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
+    const response = await this.send(method, path, options);
+    const text = await readAll(response);
+    const code = response.statusCode ?? 0;
+    if (code >= 400) throw apiError(code, text, `${method} ${path}`);
+    return (text ? JSON.parse(text) : undefined) as T;
+  }
+
+  /** Streams a watch; resolves when the server closes it, rejects on a transport error. */
+  async watch<T>(path: string, query: RequestOptions["query"], onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
+    const response = await this.send("GET", path, { query: { ...query, watch: true }, signal });
+    const code = response.statusCode ?? 0;
+    if (code >= 400) throw apiError(code, await readAll(response), `WATCH ${path}`);
+    let buffered = "";
+    response.setEncoding("utf8");
+    await new Promise<void>((resolve, reject) => {
+      response.on("data", (chunk: string) => {
+        buffered += chunk;
+        let newline: number;
+        while ((newline = buffered.indexOf("\n")) >= 0) {
+          const line = buffered.slice(0, newline).trim();
+          buffered = buffered.slice(newline + 1);
+          if (line) onEvent(JSON.parse(line) as WatchEvent<T>);
+        }
+      });
+      response.on("end", resolve);
+      response.on("close", resolve);
+      response.on("error", (err) => (signal.aborted ? resolve() : reject(err)));
+    });
+  }
+
+  private async send(method: string, path: string, options: RequestOptions): Promise<http.IncomingMessage> {
+    const url = new URL(path, this.server);
+    for (const [key, value] of Object.entries(options.query ?? {})) {
+      if (value !== undefined) url.searchParams.set(key, String(value));
+    }
+    const requestOptions: https.RequestOptions = { method, headers: {} };
+    await this.config.applyToHTTPSOptions(requestOptions);
+    this.agent ??= this.keepAliveAgent(requestOptions);
+    requestOptions.agent = this.agent;
+    const body = options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body);
+    requestOptions.headers = {
+      ...requestOptions.headers,
+      Accept: "application/json",
+      ...(body !== undefined ? { "Content-Type": options.contentType ?? "application/json" } : {}),
+    };
+    const transport = url.protocol === "https:" ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = transport.request(url, { ...requestOptions, signal: options.signal }, resolve);
+      req.on("error", reject);
+      if (body !== undefined) req.write(body);
+      req.end();
+    });
+  }
+
+  private keepAliveAgent(options: https.RequestOptions): https.Agent | http.Agent {
+    if (this.server.protocol !== "https:") return new http.Agent({ keepAlive: true });
+    return new https.Agent({
+      keepAlive: true,
+      ca: options.ca,
+      cert: options.cert,
+      key: options.key,
+      rejectUnauthorized: options.rejectUnauthorized,
+      servername: options.servername,
+    });
+  }
+
+  close(): void {
+    this.agent?.destroy();
+  }
+}
+
+function readAll(response: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    response.on("data", (chunk: Buffer) => chunks.push(chunk));
+    response.on("end", () => resolve(Buffer.concat(chunks).toString("utf8")));
+    response.on("error", reject);
+  });
+}
+
+function apiError(code: number, text: string, what: string): KubeApiError {
+  try {
+    const status = JSON.parse(text) as { reason?: string; message?: string };
+    return new KubeApiError(code, status.reason ?? "Unknown", status.message ?? `${what}: HTTP ${code}`);
+  } catch {
+    return new KubeApiError(code, "Unknown", `${what}: HTTP ${code}: ${text.slice(0, 200)}`);
+  }
+}
