@@ -82,6 +82,7 @@ export class Informer<T extends KubeObject> {
       this.cache.set(key, current);
       if (previous?.metadata.resourceVersion !== current.metadata.resourceVersion) this.onChange(key, previous, current);
     }
+    this.log.debug("Listed resources", { resource: this.ref.plural, count: seen.size, resourceVersion });
     if (!this.syncedOnce) {
       this.syncedOnce = true;
       this.syncWaiters.splice(0).forEach((resolve) => resolve());

@@ -130,6 +130,15 @@ export class KubeClient {
     });
   }
 
+  /** Server-side apply as the operator's field manager; the object must carry apiVersion, kind and metadata. */
+  apply<T extends KubeObject>(ref: ResourceRef, object: T): Promise<T> {
+    return this.request<T>("PATCH", resourcePath(ref, object.metadata.namespace, object.metadata.name), {
+      body: object,
+      contentType: "application/apply-patch+yaml",
+      query: { fieldManager: FIELD_MANAGER, force: true },
+    });
+  }
+
   private async send(method: string, path: string, options: RequestOptions): Promise<http.IncomingMessage> {
     const url = new URL(path, this.server);
     for (const [key, value] of Object.entries(options.query ?? {})) {

@@ -39,7 +39,10 @@ export interface RunningController {
 export class Manager {
   readonly server: OperatorServer;
   readonly running: RunningController[] = [];
+  /** Stops intake: no new passes, informers close. */
   private readonly stop = new AbortController();
+  /** Aborts running passes, once the shutdown timeout has run out. */
+  private readonly hardStop = new AbortController();
   private readonly identity: string;
 
   constructor(
@@ -80,16 +83,17 @@ export class Manager {
       : undefined;
     // A standby is ready: it serves, and takes over when the leader goes.
     this.server.ready = () => this.running.length === 0 || this.running.every((c) => c.informer.synced);
-    let leadership: Promise<void> = Promise.resolve();
     try {
       if (elector && !(await elector.acquire(this.stop.signal))) return;
-      if (elector) leadership = elector.holdUntil(this.stop.signal);
+      // Without election only a signal ends the run; with it, losing the lease does too (by throwing).
+      const stopped = elector ? elector.holdUntil(this.stop.signal) : waitForAbort(this.stop.signal);
       const informers = this.startControllers();
-      await Promise.race([leadership, waitForAbort(this.stop.signal)]);
+      await stopped;
       await this.drain(informers);
     } catch (err) {
       log.error("Stopped leading, exiting", { error: errorText(err) });
       this.stop.abort();
+      this.hardStop.abort();
       throw err;
     } finally {
       await elector?.release();
@@ -109,7 +113,7 @@ export class Manager {
     const { kube, log } = this.options;
     const events = new EventRecorder(kube, this.identity, log);
     return this.controllers.map((definition) => {
-      const reconciler = new Reconciler(definition as ControllerDefinition<CommonSpec, CommonStatus>, { kube, events, log, shutdown: this.stop.signal });
+      const reconciler = new Reconciler(definition as ControllerDefinition<CommonSpec, CommonStatus>, { kube, events, log, shutdown: this.hardStop.signal });
       const queue = new WorkQueue({
         concurrency: definition.concurrency ?? 4,
         handler: (key) => reconciler.reconcile(key),
@@ -127,7 +131,10 @@ export class Manager {
   private async drain(informers: Promise<void>[]): Promise<void> {
     const timeout = this.options.shutdownTimeoutMs ?? 30_000;
     const drained = await Promise.all(this.running.map((c) => c.queue.shutdown(timeout)));
-    if (drained.some((ok) => !ok)) this.options.log.warn("Shut down with reconciles still running", { timeoutMs: timeout });
+    if (drained.some((ok) => !ok)) {
+      this.options.log.warn("Aborted reconciles still running at shutdown timeout", { timeoutMs: timeout });
+      this.hardStop.abort();
+    }
     await Promise.all(informers);
   }
 }

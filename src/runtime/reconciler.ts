@@ -91,6 +91,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
       timer();
       reconcileTotal.inc({ kind, result });
     };
+    log.debug(`Reconciling ${kind}`);
     let object: CustomObject<Spec, Status>;
     try {
       object = await this.deps.kube.request("GET", resourcePath(this.definition.resource, namespace, name));

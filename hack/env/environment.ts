@@ -1,0 +1,224 @@
+// The whole local environment on 127.0.0.1, with free ports and a temp folder: etcd,
+// kube-apiserver (token auth, RBAC, its own self-signed serving cert),
+// kube-controller-manager, versitygw as the S3 server, and a git smart-HTTP server.
+// Used by the e2e setup and by `make demo`; it kills everything it started on stop, on
+// test failure (process exit) and on Ctrl-C.
+
+import { execFile } from "node:child_process";
+import { generateKeyPairSync, randomBytes } from "node:crypto";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { GitServer } from "./git-server.js";
+import { freePort, ManagedProcess, portOpen, toolPaths } from "./processes.js";
+
+export interface Identity {
+  user: string;
+  token: string;
+  kubeconfig: string;
+}
+
+export interface EnvironmentOptions {
+  /** Keep the temp folder after stop (for debugging). */
+  keep?: boolean;
+  /** Extra token-auth users, e.g. the operator's own identity. */
+  users?: string[];
+  log?: (line: string) => void;
+}
+
+export class Environment {
+  readonly dir: string;
+  readonly tools: Record<string, string>;
+  readonly admin: Identity;
+  readonly users = new Map<string, Identity>();
+  readonly s3 = { endpoint: "", region: "us-east-1", accessKey: "gitsync-test-access", secretKey: randomBytes(16).toString("hex") };
+  readonly git: GitServer;
+  etcdEndpoint = "";
+  apiServerUrl = "";
+  private readonly processes = new Map<string, ManagedProcess>();
+  private readonly logDir: string;
+
+  constructor(private readonly options: EnvironmentOptions = {}) {
+    this.dir = mkdtempSync(path.join(os.tmpdir(), "gitsync-env-"));
+    this.logDir = path.join(this.dir, "logs");
+    mkdirSync(this.logDir);
+    this.tools = toolPaths();
+    this.admin = this.identity("admin");
+    for (const user of options.users ?? []) this.users.set(user, this.identity(user));
+    this.git = new GitServer(path.join(this.dir, "git"), "gitsync", randomBytes(12).toString("hex"));
+  }
+
+  async start(): Promise<void> {
+    const started = Date.now();
+    await Promise.all([this.startEtcd(), this.startS3(), this.git.start()]);
+    await this.startApiServer();
+    await this.startControllerManager();
+    this.say(`Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}`);
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all([...this.processes.values()].map((p) => p.stop()));
+    await this.git.stop();
+    if (!this.options.keep) rmSync(this.dir, { recursive: true, force: true });
+  }
+
+  /** Stops only kube-apiserver (etcd keeps the data), to test reconnection. */
+  async stopApiServer(): Promise<void> {
+    await this.processes.get("kube-apiserver")?.stop();
+  }
+
+  /** Starts kube-apiserver again on the same port with the same certificates. */
+  async startApiServer(): Promise<void> {
+    const port = this.apiServerUrl ? Number(new URL(this.apiServerUrl).port) : await freePort();
+    this.apiServerUrl = `https://127.0.0.1:${port}`;
+    const certDir = path.join(this.dir, "apiserver-certs");
+    const proc = this.spawn("kube-apiserver", [
+      `--etcd-servers=${this.etcdEndpoint}`,
+      "--bind-address=127.0.0.1",
+      "--advertise-address=127.0.0.1",
+      `--secure-port=${port}`,
+      `--cert-dir=${certDir}`,
+      `--token-auth-file=${this.tokenFile()}`,
+      "--authorization-mode=RBAC",
+      "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      `--service-account-key-file=${this.serviceAccountKey().publicKey}`,
+      `--service-account-signing-key-file=${this.serviceAccountKey().privateKey}`,
+      "--service-cluster-ip-range=10.96.0.0/24",
+      "--endpoint-reconciler-type=none",
+      "--enable-priority-and-fairness=false",
+      "--profiling=false",
+    ]);
+    await proc.waitUntil(async () => existsSync(path.join(certDir, "apiserver.crt")) && (await this.kubectl(["get", "--raw", "/readyz"])).code === 0, 60_000);
+  }
+
+  /** Runs kubectl as the admin (or another identity); never throws, returns code and output. */
+  kubectl(args: string[], identity: Identity = this.admin, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const child = execFile(this.tools.kubectl ?? "kubectl", [`--kubeconfig=${identity.kubeconfig}`, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+      if (input !== undefined) child.stdin?.end(input);
+    });
+  }
+
+  /** The log tail of every process, for a failing test's report. */
+  logs(lines = 20): string {
+    return [...this.processes.values()].map((p) => `--- ${p.name} ---\n${p.tail(lines)}`).join("\n");
+  }
+
+  private async startEtcd(): Promise<void> {
+    const [client, peer] = [await freePort(), await freePort()];
+    this.etcdEndpoint = `http://127.0.0.1:${client}`;
+    const proc = this.spawn("etcd", [
+      "--name=gitsync-test",
+      `--data-dir=${path.join(this.dir, "etcd")}`,
+      `--listen-client-urls=${this.etcdEndpoint}`,
+      `--advertise-client-urls=${this.etcdEndpoint}`,
+      `--listen-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-advertise-peer-urls=http://127.0.0.1:${peer}`,
+      `--initial-cluster=gitsync-test=http://127.0.0.1:${peer}`,
+      "--unsafe-no-fsync",
+      "--log-level=warn",
+    ]);
+    await proc.waitUntil(async () => (await fetch(`${this.etcdEndpoint}/health`)).ok, 30_000);
+  }
+
+  private async startS3(): Promise<void> {
+    const port = await freePort();
+    this.s3.endpoint = `http://127.0.0.1:${port}`;
+    const data = path.join(this.dir, "s3");
+    mkdirSync(data);
+    const proc = this.spawn("versitygw", ["--access", this.s3.accessKey, "--secret", this.s3.secretKey, "--port", `127.0.0.1:${port}`, "--quiet", "posix", data]);
+    // Any HTTP answer (403 for an unsigned request) means the gateway serves.
+    await proc.waitUntil(async () => (await fetch(this.s3.endpoint)).status > 0, 30_000);
+  }
+
+  private async startControllerManager(): Promise<void> {
+    const port = await freePort();
+    const kubeconfig = this.admin.kubeconfig;
+    const proc = this.spawn("kube-controller-manager", [
+      `--kubeconfig=${kubeconfig}`,
+      `--authentication-kubeconfig=${kubeconfig}`,
+      `--authorization-kubeconfig=${kubeconfig}`,
+      "--bind-address=127.0.0.1",
+      `--secure-port=${port}`,
+      `--cert-dir=${path.join(this.dir, "kcm-certs")}`,
+      "--leader-elect=false",
+      `--service-account-private-key-file=${this.serviceAccountKey().privateKey}`,
+      `--root-ca-file=${path.join(this.dir, "apiserver-certs", "apiserver.crt")}`,
+      "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service,-persistentvolume-binder,-attachdetach,-persistentvolume-expander",
+      "--profiling=false",
+    ]);
+    // It serves HTTPS with a certificate of its own: an open port means it is up.
+    await proc.waitUntil(() => portOpen(port), 60_000);
+  }
+
+  private spawn(name: string, args: string[]): ManagedProcess {
+    const binary = this.tools[name];
+    if (!binary) throw new Error(`hack/tools.sh did not build ${name}`);
+    const proc = new ManagedProcess(name, binary, args, this.logDir);
+    this.processes.set(name, proc);
+    proc.start();
+    return proc;
+  }
+
+  private identity(user: string): Identity {
+    const token = randomBytes(24).toString("hex");
+    const kubeconfig = path.join(this.dir, `${user}.kubeconfig`);
+    return { user, token, kubeconfig };
+  }
+
+  private tokenFile(): string {
+    const file = path.join(this.dir, "tokens.csv");
+    const rows = [`${this.admin.token},${this.admin.user},uid-admin,"system:masters"`];
+    for (const id of this.users.values()) rows.push(`${id.token},${id.user},uid-${id.user},"system:authenticated"`);
+    writeFileSync(file, `${rows.join("\n")}\n`);
+    for (const id of [this.admin, ...this.users.values()]) writeFileSync(id.kubeconfig, this.kubeconfigFor(id));
+    return file;
+  }
+
+  private kubeconfigFor(id: Identity): string {
+    const ca = path.join(this.dir, "apiserver-certs", "apiserver.crt");
+    return [
+      "apiVersion: v1",
+      "kind: Config",
+      "clusters:",
+      `- name: gitsync-test`,
+      "  cluster:",
+      `    server: ${this.apiServerUrl}`,
+      `    certificate-authority: ${ca}`,
+      "users:",
+      `- name: ${id.user}`,
+      "  user:",
+      `    token: ${id.token}`,
+      "contexts:",
+      `- name: ${id.user}@gitsync-test`,
+      "  context:",
+      "    cluster: gitsync-test",
+      `    user: ${id.user}`,
+      "    namespace: default",
+      `current-context: ${id.user}@gitsync-test`,
+      "",
+    ].join("\n");
+  }
+
+  private serviceAccountKey(): { privateKey: string; publicKey: string } {
+    const privateKey = path.join(this.dir, "sa.key");
+    const publicKey = path.join(this.dir, "sa.pub");
+    if (!existsSync(privateKey)) {
+      const pair = generateKeyPairSync("rsa", { modulusLength: 2048 });
+      writeFileSync(privateKey, pair.privateKey.export({ type: "pkcs1", format: "pem" }));
+      writeFileSync(publicKey, pair.publicKey.export({ type: "spki", format: "pem" }));
+    }
+    return { privateKey, publicKey };
+  }
+
+  private say(line: string): void {
+    (this.options.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
+  }
+
+  /** The CA bundle of the API server's self-signed certificate. */
+  caCert(): string {
+    return readFileSync(path.join(this.dir, "apiserver-certs", "apiserver.crt"), "utf8");
+  }
+}

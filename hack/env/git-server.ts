@@ -1,0 +1,162 @@
+// A git smart-HTTP server for tests and the demo: Node http in front of `git http-backend`
+// (the CGI program that ships with git), with HTTP basic auth so that credentials are
+// really checked. It records each request so tests can see what a client transferred.
+
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import path from "node:path";
+
+export interface GitRequest {
+  method: string;
+  path: string;
+  service: string | undefined;
+  status: number;
+  user: string | undefined;
+}
+
+export class GitServer {
+  readonly requests: GitRequest[] = [];
+  private server: http.Server | undefined;
+  private port = 0;
+  private readonly backend = path.join(execFileSync("git", ["--exec-path"], { encoding: "utf8" }).trim(), "git-http-backend");
+
+  constructor(
+    readonly root: string,
+    readonly username: string,
+    readonly password: string,
+  ) {
+    mkdirSync(root, { recursive: true });
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  /** The HTTP URL of a repository, without credentials. */
+  url(repo: string): string {
+    return `${this.baseUrl}/${repo}.git`;
+  }
+
+  async start(port = 0): Promise<void> {
+    this.server = http.createServer((req, res) => this.handle(req, res));
+    await new Promise<void>((resolve) => this.server?.listen(port, "127.0.0.1", resolve));
+    this.port = (this.server.address() as AddressInfo).port;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  /** Creates a bare repository with branch main, seeded with the given files in one commit. */
+  createRepo(name: string, files: Record<string, string> = {}, message = "Initial commit"): string {
+    const dir = path.join(this.root, `${name}.git`);
+    rmSync(dir, { recursive: true, force: true });
+    execFileSync("git", ["init", "--quiet", "--bare", "--initial-branch=main", dir]);
+    execFileSync("git", ["-C", dir, "config", "http.receivepack", "true"]);
+    if (Object.keys(files).length > 0) this.commitFiles(name, files, message);
+    return this.url(name);
+  }
+
+  /** Commits files straight into the bare repository with native git (as another user would push). */
+  commitFiles(name: string, files: Record<string, string | null>, message: string): string {
+    const dir = path.join(this.root, `${name}.git`);
+    const work = mkdtempSync(path.join(this.root, ".work-"));
+    const git = (...args: string[]): string =>
+      execFileSync("git", args, {
+        cwd: work,
+        encoding: "utf8",
+        env: { ...process.env, GIT_AUTHOR_NAME: "Test", GIT_AUTHOR_EMAIL: "test@example.com", GIT_COMMITTER_NAME: "Test", GIT_COMMITTER_EMAIL: "test@example.com" },
+      }).trim();
+    try {
+      git("init", "--quiet", "--initial-branch=main");
+      git("remote", "add", "origin", dir);
+      const hasMain = execFileSync("git", ["-C", dir, "branch", "--list", "main"], { encoding: "utf8" }).trim() !== "";
+      if (hasMain) git("pull", "--quiet", "origin", "main");
+      for (const [file, content] of Object.entries(files)) {
+        const target = path.join(work, file);
+        if (content === null) rmSync(target, { force: true });
+        else {
+          mkdirSync(path.dirname(target), { recursive: true });
+          writeFileSync(target, content);
+        }
+      }
+      git("add", "-A");
+      git("commit", "--quiet", "--allow-empty", "-m", message);
+      git("push", "--quiet", "origin", "HEAD:main");
+      return git("rev-parse", "HEAD");
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }
+
+  /** Runs native git in a bare repository (e.g. to read what the operator pushed). */
+  git(name: string, ...args: string[]): string {
+    return execFileSync("git", ["-C", path.join(this.root, `${name}.git`), ...args], { encoding: "utf8" }).trim();
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? "/", "http://localhost");
+    const service = url.searchParams.get("service") ?? (req.method === "POST" ? path.basename(url.pathname) : undefined);
+    const record = (status: number, user?: string): void => {
+      this.requests.push({ method: req.method ?? "GET", path: url.pathname, service, status, user });
+    };
+    const user = this.authenticate(req.headers.authorization);
+    if (!user) {
+      record(401);
+      res.writeHead(401, { "WWW-Authenticate": 'Basic realm="gitsync-test"' });
+      res.end("authentication required\n");
+      return;
+    }
+    const cgi = spawn(this.backend, [], {
+      env: {
+        GIT_PROJECT_ROOT: this.root,
+        GIT_HTTP_EXPORT_ALL: "1",
+        PATH_INFO: decodeURIComponent(url.pathname),
+        QUERY_STRING: url.search.slice(1),
+        REQUEST_METHOD: req.method ?? "GET",
+        CONTENT_TYPE: req.headers["content-type"] ?? "",
+        REMOTE_USER: user,
+        REMOTE_ADDR: req.socket.remoteAddress ?? "127.0.0.1",
+        GIT_PROTOCOL: String(req.headers["git-protocol"] ?? ""),
+        HTTP_CONTENT_ENCODING: String(req.headers["content-encoding"] ?? ""),
+        PATH: process.env.PATH ?? "/usr/bin:/bin",
+      },
+    });
+    req.pipe(cgi.stdin);
+    let head = Buffer.alloc(0);
+    let headersSent = false;
+    cgi.stdout.on("data", (chunk: Buffer) => {
+      if (headersSent) return void res.write(chunk);
+      head = Buffer.concat([head, chunk]);
+      const end = head.indexOf("\r\n\r\n");
+      if (end < 0) return;
+      const headers: Record<string, string> = {};
+      let status = 200;
+      for (const line of head.subarray(0, end).toString("utf8").split("\r\n")) {
+        const colon = line.indexOf(":");
+        const key = line.slice(0, colon).trim();
+        const value = line.slice(colon + 1).trim();
+        if (key.toLowerCase() === "status") status = Number(value.split(" ")[0]);
+        else headers[key] = value;
+      }
+      record(status, user);
+      res.writeHead(status, headers);
+      headersSent = true;
+      res.write(head.subarray(end + 4));
+    });
+    cgi.stdout.on("end", () => res.end());
+    cgi.on("error", () => {
+      if (!headersSent) res.writeHead(500);
+      res.end();
+    });
+  }
+
+  private authenticate(header: string | undefined): string | undefined {
+    if (!header?.startsWith("Basic ")) return undefined;
+    const [user, ...rest] = Buffer.from(header.slice(6), "base64").toString("utf8").split(":");
+    return user === this.username && rest.join(":") === this.password ? user : undefined;
+  }
+}

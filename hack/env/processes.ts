@@ -1,0 +1,115 @@
+// Child processes of the local environment: started with a log file each, waited on until
+// ready, and killed when the environment stops, the test run fails or the user hits Ctrl-C.
+
+import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { createWriteStream, readFileSync } from "node:fs";
+import net from "node:net";
+import path from "node:path";
+
+const live = new Set<ChildProcess>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  // 'exit' handlers must be synchronous: a plain kill of every child still alive.
+  process.on("exit", () => {
+    for (const child of live) child.kill("SIGKILL");
+  });
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    process.once(signal, () => {
+      for (const child of live) child.kill("SIGKILL");
+      process.exit(130);
+    });
+  }
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once("error", reject);
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** True when something accepts TCP connections on 127.0.0.1:port. */
+export function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, "127.0.0.1");
+    socket.once("connect", () => (socket.destroy(), resolve(true)));
+    socket.once("error", () => resolve(false));
+  });
+}
+
+export class ManagedProcess {
+  private child: ChildProcess | undefined;
+  readonly logFile: string;
+
+  constructor(
+    readonly name: string,
+    private readonly command: string,
+    private readonly args: string[],
+    logDir: string,
+    private readonly env: Record<string, string> = {},
+  ) {
+    this.logFile = path.join(logDir, `${name}.log`);
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  start(): void {
+    installExitHook();
+    const log = createWriteStream(this.logFile, { flags: "a" });
+    const child = spawn(this.command, this.args, { env: { ...process.env, ...this.env }, stdio: ["ignore", "pipe", "pipe"] });
+    child.stdout?.pipe(log);
+    child.stderr?.pipe(log);
+    child.on("exit", () => live.delete(child));
+    live.add(child);
+    this.child = child;
+  }
+
+  /** Polls `ready` until it resolves true; fails with the log's tail if the process dies or time runs out. */
+  async waitUntil(ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (Date.now() < deadline) {
+      if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
+        throw new Error(`${this.name} exited with code ${this.child.exitCode}:\n${this.tail()}`);
+      }
+      if (await ready().catch(() => false)) return;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`${this.name} was not ready after ${timeoutMs} ms:\n${this.tail()}`);
+  }
+
+  /** SIGTERM, then SIGKILL after graceMs. */
+  async stop(graceMs = 5000): Promise<void> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+    child.kill("SIGTERM");
+    const timer = setTimeout(() => child.kill("SIGKILL"), graceMs);
+    await exited;
+    clearTimeout(timer);
+  }
+
+  tail(lines = 30): string {
+    try {
+      return readFileSync(this.logFile, "utf8").split("\n").slice(-lines).join("\n");
+    } catch {
+      return "(no log)";
+    }
+  }
+}
+
+/** Paths of the Go-built servers, built once per machine by hack/tools.sh. */
+export function toolPaths(): Record<string, string> {
+  const script = path.resolve(import.meta.dirname, "../../../hack/tools.sh");
+  const out = execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
+  return Object.fromEntries(out.trim().split("\n").map((line) => line.split("=", 2) as [string, string]));
+}

@@ -1,0 +1,80 @@
+// Root hooks of the e2e suite: one real environment for the whole run, the CRDs applied
+// with server-side apply, and the operator's identity bound to the chart's RBAC rules.
+
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { KubeConfig } from "@kubernetes/client-node";
+import type { Context } from "mocha";
+import { parse, stringify } from "yaml";
+import { Environment } from "../../hack/env/environment.js";
+import { crdManifest } from "../../src/crds/generate.js";
+import { KubeClient } from "../../src/runtime/kube.js";
+import { probeKind } from "./fixtures/probe.js";
+
+export const OPERATOR_USER = "gitsync-operator";
+export const ROOT = path.resolve(import.meta.dirname, "../../..");
+
+let current: Environment | undefined;
+
+/** The running environment; only valid inside tests. */
+export function env(): Environment {
+  if (!current) throw new Error("the e2e environment is not running");
+  return current;
+}
+
+/** A client as the cluster admin (the tests' own view of the world). */
+export function adminClient(): KubeClient {
+  const config = new KubeConfig();
+  config.loadFromFile(env().admin.kubeconfig);
+  return new KubeClient(config);
+}
+
+export async function kubectlOk(args: string[], input?: string): Promise<string> {
+  const result = await env().kubectl(args, env().admin, input);
+  if (result.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+  return result.stdout;
+}
+
+async function applyCrds(): Promise<void> {
+  const dir = path.join(ROOT, "deploy/crds");
+  const files = (existsSync(dir) ? readdirSync(dir) : []).filter((f) => f.endsWith(".yaml")).map((f) => readFileSync(path.join(dir, f), "utf8"));
+  files.push(stringify(crdManifest(probeKind)));
+  await kubectlOk(["apply", "--server-side", "--field-manager=gitsync-e2e", "-f", "-"], files.join("\n---\n"));
+  await kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"]);
+}
+
+async function grantOperator(): Promise<void> {
+  const rules = parse(readFileSync(path.join(ROOT, "deploy/helm/gitsync-operator/files/rbac-rules.yaml"), "utf8")) as unknown[];
+  // The Probe kind and its ConfigMaps exist only in this suite.
+  rules.push(
+    { apiGroups: ["e2e.gitsync.dev"], resources: ["*"], verbs: ["get", "list", "watch", "patch", "update"] },
+    { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "patch", "create"] },
+  );
+  const role = { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "gitsync-operator-e2e" }, rules };
+  const binding = {
+    apiVersion: "rbac.authorization.k8s.io/v1",
+    kind: "ClusterRoleBinding",
+    metadata: { name: "gitsync-operator-e2e" },
+    roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "gitsync-operator-e2e" },
+    subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: OPERATOR_USER }],
+  };
+  await kubectlOk(["apply", "--server-side", "-f", "-"], `${stringify(role)}\n---\n${stringify(binding)}`);
+  await kubectlOk(["create", "namespace", "gitsync-system"]);
+}
+
+export const mochaHooks = {
+  async beforeAll(this: Context): Promise<void> {
+    this.timeout(15 * 60_000);
+    current = new Environment({ users: [OPERATOR_USER] });
+    await current.start();
+    await applyCrds();
+    await grantOperator();
+  },
+  afterEach(this: Context): void {
+    if (this.currentTest?.state === "failed" && current) process.stderr.write(`\nEnvironment logs:\n${current.logs()}\n`);
+  },
+  async afterAll(): Promise<void> {
+    await current?.stop();
+    current = undefined;
+  },
+};
