@@ -12,6 +12,8 @@ export interface GitRequest {
   method: string;
   path: string;
   service: string | undefined;
+  /** Protocol v2 command of an upload-pack POST ("ls-refs" or "fetch"); "fetch" for a v1 negotiation. */
+  command: string | undefined;
   status: number;
   user: string | undefined;
 }
@@ -100,8 +102,12 @@ export class GitServer {
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
     const url = new URL(req.url ?? "/", "http://localhost");
     const service = url.searchParams.get("service") ?? (req.method === "POST" ? path.basename(url.pathname) : undefined);
+    let command: string | undefined;
+    if (req.method === "POST" && service === "git-upload-pack") {
+      req.once("data", (chunk: Buffer) => (command = /command=([a-z-]+)/.exec(chunk.subarray(0, 64).toString("latin1"))?.[1] ?? "fetch"));
+    }
     const record = (status: number, user?: string): void => {
-      this.requests.push({ method: req.method ?? "GET", path: url.pathname, service, status, user });
+      this.requests.push({ method: req.method ?? "GET", path: url.pathname, service, command, status, user });
     };
     const user = this.authenticate(req.headers.authorization);
     if (!user) {

@@ -7,10 +7,11 @@ import https from "node:https";
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
 
 export interface TransportStats {
-  /** POSTs to git-upload-pack: negotiations that can carry a packfile. */
-  uploadPackPosts: number;
-  receivePackPosts: number;
-  refAdvertisements: number;
+  /** Fetch negotiations: the requests that can carry a packfile. */
+  fetches: number;
+  /** Ref listings: protocol v2 ls-refs and v1 advertisements. */
+  refListings: number;
+  pushes: number;
 }
 
 export function createHttpClient(caCert?: string, stats?: TransportStats): HttpClient {
@@ -21,8 +22,8 @@ export function createHttpClient(caCert?: string, stats?: TransportStats): HttpC
   return {
     async request(req: GitHttpRequest): Promise<GitHttpResponse> {
       const url = new URL(req.url);
-      if (stats) count(stats, req.method ?? "GET", url);
       const body = req.body ? await collect(req.body) : undefined;
+      if (stats) count(stats, req.method ?? "GET", url, body);
       const transport = url.protocol === "https:" ? https : http;
       const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
         const outgoing = transport.request(url, { method: req.method ?? "GET", headers: req.headers, agent: url.protocol === "https:" ? agents.https : agents.http }, resolve);
@@ -41,10 +42,12 @@ export function createHttpClient(caCert?: string, stats?: TransportStats): HttpC
   };
 }
 
-function count(stats: TransportStats, method: string, url: URL): void {
-  if (method === "POST" && url.pathname.endsWith("/git-upload-pack")) stats.uploadPackPosts += 1;
-  else if (method === "POST" && url.pathname.endsWith("/git-receive-pack")) stats.receivePackPosts += 1;
-  else if (url.pathname.endsWith("/info/refs")) stats.refAdvertisements += 1;
+function count(stats: TransportStats, method: string, url: URL, body: Buffer | undefined): void {
+  if (method === "POST" && url.pathname.endsWith("/git-upload-pack")) {
+    if (body?.subarray(0, 64).includes("command=ls-refs")) stats.refListings += 1;
+    else stats.fetches += 1;
+  } else if (method === "POST" && url.pathname.endsWith("/git-receive-pack")) stats.pushes += 1;
+  else if (url.pathname.endsWith("/info/refs") && url.searchParams.get("service") === "git-upload-pack") stats.refListings += 1;
 }
 
 async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Buffer> {

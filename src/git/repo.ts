@@ -22,8 +22,9 @@ export class GitError extends Error {
   constructor(
     readonly kind: GitErrorKind,
     message: string,
+    cause?: unknown,
   ) {
-    super(redact(message));
+    super(redact(message), { cause });
     this.name = "GitError";
   }
 }
@@ -66,7 +67,7 @@ export interface CommitResult {
 const EMPTY_TREE_MODE = "040000";
 
 export class GitRepository {
-  readonly stats: TransportStats = { uploadPackPosts: 0, receivePackPosts: 0, refAdvertisements: 0 };
+  readonly stats: TransportStats = { fetches: 0, refListings: 0, pushes: 0 };
   private readonly http: HttpClient;
   private readonly headers: Record<string, string>;
   private readonly cache = {};
@@ -82,8 +83,14 @@ export class GitRepository {
     this.headers = authHeaders(credentials);
   }
 
+  /** A fresh copy per call: isomorphic-git writes Git-Protocol into the object it is given. */
+  private requestHeaders(): Record<string, string> {
+    return { ...this.headers };
+  }
+
+  /** The kept clone is bare: reads and commits go straight to objects, no working tree. */
   private get gitdir(): string {
-    return `${this.dir}/.git`;
+    return this.dir;
   }
 
   /** The commit a ref points to on the remote, without fetching objects; undefined if the ref does not exist. */
@@ -91,7 +98,7 @@ export class GitRepository {
     if (ref.commit) return ref.commit;
     const full = ref.tag ? `refs/tags/${ref.tag}` : `refs/heads/${ref.branch ?? "main"}`;
     const refs = await this.guard("list refs of", () =>
-      git.listServerRefs({ http: this.http, url: this.url, headers: this.headers, prefix: full, peelTags: true }),
+      git.listServerRefs({ http: this.http, url: this.url, headers: this.requestHeaders(), prefix: full, peelTags: true }),
     );
     const match = refs.find((r) => r.ref === full);
     return match ? (match.peeled ?? match.oid) : undefined;
@@ -180,7 +187,7 @@ export class GitRepository {
 
   private async push(branch: string, force: boolean): Promise<void> {
     const result = await this.guard("push to", () =>
-      git.push({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref: branch, remoteRef: branch, force, headers: this.headers }),
+      git.push({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref: branch, remoteRef: branch, force, headers: this.requestHeaders() }),
     );
     if (!result.ok) {
       const detail = result.error ?? Object.values(result.refs ?? {}).find((r) => !r.ok)?.error ?? "unknown reason";
@@ -222,14 +229,16 @@ export class GitRepository {
   private async fetch(ref: string | undefined, depth: number | undefined): Promise<void> {
     await this.ensureRepo();
     await this.guard("fetch from", () =>
-      git.fetch({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref, singleBranch: true, depth, tags: false, headers: this.headers, cache: this.cache }),
+      git.fetch({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref, singleBranch: true, depth, tags: false, headers: this.requestHeaders(), cache: this.cache }),
     );
   }
 
   private async ensureRepo(): Promise<void> {
     if (fs.existsSync(`${this.gitdir}/HEAD`)) return;
     await mkdir(this.dir, { recursive: true });
-    await git.init({ fs, gitdir: this.gitdir, bare: false, defaultBranch: "main" });
+    await git.init({ fs, dir: this.dir, bare: true, defaultBranch: "main" });
+    // Fetch needs a remote with a refspec; its URL is stored without credentials.
+    await git.addRemote({ fs, gitdir: this.gitdir, remote: "origin", url: safeUrl(this.url) });
   }
 
   private async hasCommit(oid: string): Promise<boolean> {
@@ -264,6 +273,6 @@ export class GitRepository {
     if (err instanceof Errors.SmartHttpError) return new GitError("network", `failed to ${what} ${where}: the server did not answer as a git smart-HTTP server`);
     const message = err instanceof Error ? err.message : String(err);
     const code = (err as { code?: string }).code;
-    return new GitError("network", `failed to ${what} ${where}: ${code && !message.includes(code) ? `${code} ` : ""}${message}`);
+    return new GitError("network", `failed to ${what} ${where}: ${code && !message.includes(code) ? `${code} ` : ""}${message}`, err);
   }
 }
