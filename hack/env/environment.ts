@@ -6,9 +6,10 @@
 
 import { execFile } from "node:child_process";
 import { generateKeyPairSync, randomBytes } from "node:crypto";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { stringify } from "yaml";
 import { GitServer } from "./git-server.js";
 import { freePort, ManagedProcess, portOpen, toolPaths } from "./processes.js";
 
@@ -99,6 +100,22 @@ export class Environment {
       });
       if (input !== undefined) child.stdin?.end(input);
     });
+  }
+
+  /** Applies the generated CRDs (deploy/crds) and any extra ones with server-side apply, and waits until they are served. */
+  async installCrds(extra: object[] = []): Promise<void> {
+    const dir = path.resolve(import.meta.dirname, "../../../deploy/crds");
+    const docs = (existsSync(dir) ? readdirSync(dir) : []).filter((f) => f.endsWith(".yaml")).map((f) => readFileSync(path.join(dir, f), "utf8"));
+    docs.push(...extra.map((crd) => stringify(crd)));
+    await this.kubectlOk(["apply", "--server-side", "--field-manager=gitsync-env", "-f", "-"], docs.join("\n---\n"));
+    await this.kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"]);
+  }
+
+  /** kubectl as the admin that throws with kubectl's stderr on failure. */
+  async kubectlOk(args: string[], input?: string): Promise<string> {
+    const result = await this.kubectl(args, this.admin, input);
+    if (result.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
+    return result.stdout;
   }
 
   /** The log tail of every process, for a failing test's report. */

@@ -70,6 +70,7 @@ export class GitServer {
       execFileSync("git", args, {
         cwd: work,
         encoding: "utf8",
+        stdio: ["ignore", "pipe", "pipe"],
         env: { ...process.env, GIT_AUTHOR_NAME: "Test", GIT_AUTHOR_EMAIL: "test@example.com", GIT_COMMITTER_NAME: "Test", GIT_COMMITTER_EMAIL: "test@example.com" },
       }).trim();
     try {

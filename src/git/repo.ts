@@ -110,7 +110,7 @@ export class GitRepository {
     const name = ref.tag ?? ref.branch ?? "main";
     if (!remote) throw new GitError("not-found", `${safeUrl(this.url)}: ${ref.tag ? "tag" : "branch"} ${name} does not exist`);
     if (await this.hasCommit(remote)) return { commit: remote, fetched: false };
-    await this.fetch(ref.commit ? undefined : name, ref.commit ? undefined : this.depth);
+    await this.fetch(ref.commit ? undefined : { name, namespace: ref.tag ? "tags" : "heads" }, ref.commit ? undefined : this.depth);
     if (!(await this.hasCommit(remote))) {
       throw new GitError("not-found", `${safeUrl(this.url)}: commit ${remote} is not reachable from the fetched ref`);
     }
@@ -159,7 +159,7 @@ export class GitRepository {
     const maxAttempts = options.maxAttempts ?? 5;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const head = await this.resolve({ branch: options.branch });
-      if (head && !(await this.hasCommit(head))) await this.fetch(options.branch, this.depth);
+      if (head && !(await this.hasCommit(head))) await this.fetch({ name: options.branch, namespace: "heads" }, this.depth);
       if (!head) await this.ensureRepo();
       const changes = await options.change(head);
       if (changes.size === 0) return { commit: undefined, attempts: attempt };
@@ -226,11 +226,20 @@ export class GitRepository {
     return git.writeTree({ fs, gitdir: this.gitdir, tree: [...entries.values()] });
   }
 
-  private async fetch(ref: string | undefined, depth: number | undefined): Promise<void> {
+  /**
+   * Clones shallow on first use; afterwards fetches with no depth, so the server sends only
+   * the objects that are new since the commits we have (a depth-1 fetch would resend the
+   * whole snapshot of the new head).
+   */
+  private async fetch(ref: { name: string; namespace: "heads" | "tags" } | undefined, cloneDepth: number | undefined): Promise<void> {
+    const depth = (await this.hasAnyRef()) ? undefined : cloneDepth;
     await this.ensureRepo();
-    await this.guard("fetch from", () =>
-      git.fetch({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref, singleBranch: true, depth, tags: false, headers: this.requestHeaders(), cache: this.cache }),
+    const result = await this.guard("fetch from", () =>
+      git.fetch({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref: ref?.name, singleBranch: true, depth, tags: false, headers: this.requestHeaders(), cache: this.cache }),
     );
+    // The mirror keeps refs/<heads|tags>/<name> at the fetched head: isomorphic-git offers
+    // exactly that ref as "have" on the next fetch, so the server sends only what is new.
+    if (ref && result.fetchHead) await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/${ref.namespace}/${ref.name}`, value: result.fetchHead, force: true });
   }
 
   private async ensureRepo(): Promise<void> {
@@ -239,6 +248,11 @@ export class GitRepository {
     await git.init({ fs, dir: this.dir, bare: true, defaultBranch: "main" });
     // Fetch needs a remote with a refspec; its URL is stored without credentials.
     await git.addRemote({ fs, gitdir: this.gitdir, remote: "origin", url: safeUrl(this.url) });
+  }
+
+  private async hasAnyRef(): Promise<boolean> {
+    if (!fs.existsSync(`${this.gitdir}/HEAD`)) return false;
+    return (await git.listRefs({ fs, gitdir: this.gitdir, filepath: "refs/remotes" })).length > 0;
   }
 
   private async hasCommit(oid: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 // The git layer against a real git smart-HTTP server (git http-backend) with basic auth.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { GitError, GitRepository } from "../../src/git/repo.js";
@@ -10,6 +10,10 @@ import { env } from "./setup.js";
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 const author = { name: "gitsync", email: "gitsync@example.com" };
+
+const packs = (gitdir: string): string[] => readdirSync(path.join(gitdir, "objects/pack")).filter((f) => f.endsWith(".pack"));
+/** A packfile's object count: bytes 8-11 of its header. */
+const packObjectCount = (file: string): number => readFileSync(file).readUInt32BE(8);
 
 describe("git layer (real smart-HTTP server)", function () {
   let work: string;
@@ -63,6 +67,21 @@ describe("git layer (real smart-HTTP server)", function () {
     assert.equal(fetchesServed("quiet"), fetches + 1);
     assert.equal(repo.stats.fetches, 2);
     assert.equal(new TextDecoder().decode(await repo.readFile(next, "b.txt")), "2\n");
+  });
+
+  it("fetches only the new objects after a commit, not the whole snapshot again", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 200; i++) files[`dir-${i % 10}/file-${i}.yaml`] = `index: ${i}\n`;
+    env().git.createRepo("incremental", files);
+    const repo = repoFor("incremental");
+    await repo.sync({ branch: "main" });
+    const before = new Set(packs(repo.dir));
+    env().git.commitFiles("incremental", { "dir-3/file-3.yaml": "index: changed\n" }, "Change one file");
+    await repo.sync({ branch: "main" });
+    const added = packs(repo.dir).filter((p) => !before.has(p));
+    assert.equal(added.length, 1);
+    // The commit, the root tree, dir-3's tree and one blob.
+    assert.equal(packObjectCount(path.join(repo.dir, "objects/pack", added[0] as string)), 4);
   });
 
   it("commits additions, changes and deletions in one commit and pushes it", async () => {

@@ -1,7 +1,7 @@
 // Root hooks of the e2e suite: one real environment for the whole run, the CRDs applied
 // with server-side apply, and the operator's identity bound to the chart's RBAC rules.
 
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Context } from "mocha";
@@ -29,18 +29,8 @@ export function adminClient(): KubeClient {
   return new KubeClient(config);
 }
 
-export async function kubectlOk(args: string[], input?: string): Promise<string> {
-  const result = await env().kubectl(args, env().admin, input);
-  if (result.code !== 0) throw new Error(`kubectl ${args.join(" ")} failed (${result.code}): ${result.stderr}`);
-  return result.stdout;
-}
-
-async function applyCrds(): Promise<void> {
-  const dir = path.join(ROOT, "deploy/crds");
-  const files = (existsSync(dir) ? readdirSync(dir) : []).filter((f) => f.endsWith(".yaml")).map((f) => readFileSync(path.join(dir, f), "utf8"));
-  files.push(stringify(crdManifest(probeKind)));
-  await kubectlOk(["apply", "--server-side", "--field-manager=gitsync-e2e", "-f", "-"], files.join("\n---\n"));
-  await kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"]);
+export function kubectlOk(args: string[], input?: string): Promise<string> {
+  return env().kubectlOk(args, input);
 }
 
 async function grantOperator(): Promise<void> {
@@ -67,7 +57,7 @@ export const mochaHooks = {
     this.timeout(15 * 60_000);
     current = new Environment({ users: [OPERATOR_USER] });
     await current.start();
-    await applyCrds();
+    await current.installCrds([crdManifest(probeKind)]);
     await grantOperator();
   },
   afterEach(this: Context): void {

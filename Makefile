@@ -1,0 +1,43 @@
+# gitsync-operator. `make test` does every set-up step itself, from a fresh clone.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+NPM := npm --loglevel=error
+
+.PHONY: help deps tools build crds lint unit test demo bench clean
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+node_modules/.installed: package.json package-lock.json
+	$(NPM) ci
+	@touch $@
+
+deps: node_modules/.installed ## Install npm dependencies (Node.js 24 comes with them)
+
+tools: ## Build the e2e servers from their Go modules, once per machine
+	@bash hack/tools.sh >/dev/null
+
+build: deps ## Compile TypeScript into dist/
+	$(NPM) run build
+
+crds: build ## Regenerate deploy/crds from the zod schemas
+	$(NPM) run gen:crds
+
+lint: build ## ESLint (typed rules) and the CRD staleness check
+	$(NPM) run lint
+	$(NPM) run check:crds
+
+unit: build ## Unit tests only (no servers)
+	$(NPM) run test:unit
+
+test: build tools lint ## Everything: lint, unit and e2e tests against real servers
+	$(NPM) test
+
+demo: build tools ## Start the local environment and the operator with the samples applied
+	$(NPM) run demo
+
+bench: build tools ## Benchmarks against native git (prints ratios)
+	$(NPM) run bench:git
+
+clean: ## Remove build output (the tool cache outside the checkout stays)
+	rm -rf dist

@@ -1,0 +1,49 @@
+// `make demo`: the local environment, the CRDs and samples applied, and the operator in
+// the foreground. Ctrl-C stops the operator and every server the environment started.
+
+import { existsSync, readdirSync } from "node:fs";
+import path from "node:path";
+import { stringify } from "yaml";
+import { runOperator } from "../src/cli/operator.js";
+import { controllers } from "../src/controllers/index.js";
+import { crdManifest } from "../src/crds/generate.js";
+import { probeController, probeKind } from "../test/e2e/fixtures/probe.js";
+import { Environment } from "./env/environment.js";
+
+const ROOT = path.resolve(import.meta.dirname, "../..");
+const env = new Environment();
+await env.start();
+// Until every kind has landed, the test-only Probe kind shows the runtime at work.
+await env.installCrds([crdManifest(probeKind)]);
+await env.kubectlOk(["create", "namespace", "gitsync-system"]);
+
+const samples = path.join(ROOT, "deploy/samples");
+const files = existsSync(samples) ? readdirSync(samples).filter((f) => f.endsWith(".yaml")) : [];
+for (const file of files) await env.kubectlOk(["apply", "-f", path.join(samples, file)]);
+await env.kubectlOk(
+  ["apply", "-f", "-"],
+  stringify({ apiVersion: "e2e.gitsync.dev/v1alpha1", kind: "Probe", metadata: { name: "demo", namespace: "default" }, spec: { message: "hello from the demo", interval: "30s" } }),
+);
+
+const kubectl = env.tools.kubectl;
+process.stderr.write(`
+gitsync demo is running. In another terminal:
+
+  export KUBECONFIG=${env.admin.kubeconfig}
+  alias kubectl=${kubectl}
+  kubectl get gitsync -A
+  kubectl wait --for=condition=Ready probe/demo
+  kubectl describe probe demo
+  kubectl annotate probe demo gitsync.dev/requestedAt="$(date +%s)" --overwrite
+
+Samples applied: ${files.length ? files.join(", ") : "none yet"}. Git server: ${env.git.baseUrl} (user ${env.git.username}).
+Press Ctrl-C to stop everything.
+
+`);
+
+const code = await runOperator(
+  [`--kubeconfig=${env.admin.kubeconfig}`, "--http-address=127.0.0.1:8080", "--leader-elect", "--leader-election-namespace=gitsync-system", "--identity=demo"],
+  [...controllers, probeController("demo")],
+);
+await env.stop();
+process.exit(code);

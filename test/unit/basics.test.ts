@@ -1,0 +1,85 @@
+import assert from "node:assert/strict";
+import { z } from "zod";
+import { assertHttpUrl, authHeaders, credentialsFromSecret } from "../../src/git/auth.js";
+import { formatDuration, parseDuration } from "../../src/runtime/duration.js";
+import { needsReconcile } from "../../src/runtime/manager.js";
+import { redact, registerSecret, safeUrl } from "../../src/runtime/redact.js";
+import { describeZodError } from "../../src/runtime/reconciler.js";
+import type { KubeObject } from "../../src/runtime/kube.js";
+
+describe("durations", () => {
+  const table: [string, number][] = [
+    ["30s", 30_000],
+    ["5m", 300_000],
+    ["1h30m", 5_400_000],
+    ["250ms", 250],
+    ["1.5h", 5_400_000],
+  ];
+  for (const [text, ms] of table) it(`reads ${text} as ${ms} ms`, () => assert.equal(parseDuration(text), ms));
+  for (const bad of ["", "5", "five minutes", "1d", "-1s"]) it(`rejects "${bad}"`, () => assert.throws(() => parseDuration(bad), /invalid duration/));
+  it("formats back to the shortest form", () => {
+    assert.deepEqual([90_000, 3_600_000, 500, 0].map(formatDuration), ["1m30s", "1h", "500ms", "0ms"]);
+  });
+});
+
+describe("redaction", () => {
+  it("strips userinfo from URLs wherever they stand in a text", () => {
+    assert.equal(redact("failed: https://bob:hunter22@git.example.com/x.git and http://tok@h/y"), "failed: https://git.example.com/x.git and http://h/y");
+  });
+  it("masks every registered secret value", () => {
+    registerSecret("s3cr3t-value");
+    assert.equal(redact("auth with s3cr3t-value failed (s3cr3t-value)"), "auth with *** failed (***)");
+  });
+  it("ignores values too short to be secrets, so ordinary words survive", () => {
+    registerSecret("ab");
+    assert.equal(redact("a b ab"), "a b ab");
+  });
+  it("gives a URL without credentials", () => assert.equal(safeUrl("https://u:p@h.example/r.git"), "https://h.example/r.git"));
+});
+
+describe("git credentials", () => {
+  it("sends basic auth up front and registers the password for redaction", () => {
+    const creds = credentialsFromSecret({ username: "bot", password: "tok-123456" }, "git-auth");
+    assert.equal(authHeaders(creds).Authorization, `Basic ${Buffer.from("bot:tok-123456").toString("base64")}`);
+    assert.equal(redact("tok-123456"), "***");
+  });
+  it("prefers a bearer token", () => {
+    assert.deepEqual(authHeaders(credentialsFromSecret({ bearerToken: "bearer-abcdef" }, "s")), { Authorization: "Bearer bearer-abcdef" });
+  });
+  it("names the Secret when it holds no usable key", () => {
+    assert.throws(() => credentialsFromSecret({ token: "x" }, "git-auth"), /Secret git-auth has none of the keys/);
+  });
+  for (const url of ["ssh://git@h/r.git", "git@github.com:o/r.git", "git://h/r.git"]) {
+    it(`rejects ${url} and says to use HTTPS`, () => assert.throws(() => assertHttpUrl(url), /use the repository's HTTPS URL/));
+  }
+  it("accepts http and https", () => {
+    assertHttpUrl("https://h/r.git");
+    assertHttpUrl("http://127.0.0.1:8080/r.git");
+  });
+});
+
+describe("describeZodError", () => {
+  it("names each failing field with its path", () => {
+    const schema = z.object({ services: z.array(z.object({ source: z.object({ url: z.string().url() }) })), mode: z.enum(["Strict", "Relaxed"]) });
+    const result = schema.safeParse({ services: [{ source: { url: "https://ok" } }, { source: { url: "nope" } }], mode: "Loose" });
+    assert.ok(!result.success);
+    const text = describeZodError(result.error);
+    assert.match(text, /spec\.services\[1\]\.source\.url: /);
+    assert.match(text, /spec\.mode: /);
+  });
+});
+
+describe("needsReconcile (what a watch event enqueues)", () => {
+  const obj = (meta: Partial<KubeObject["metadata"]>): KubeObject => ({ apiVersion: "v1", kind: "X", metadata: { name: "n", generation: 1, resourceVersion: "1", ...meta } });
+  const table: [string, KubeObject | undefined, KubeObject | undefined, boolean][] = [
+    ["a new object", undefined, obj({}), true],
+    ["a deleted object (nothing left to do but forget)", obj({}), undefined, false],
+    ["a status-only write (generation unchanged)", obj({}), obj({ resourceVersion: "2" }), false],
+    ["a spec change", obj({}), obj({ generation: 2 }), true],
+    ["a requestedAt annotation", obj({}), obj({ annotations: { "gitsync.dev/requestedAt": "now" } }), true],
+    ["the start of deletion", obj({}), obj({ deletionTimestamp: "2026-01-01T00:00:00Z" }), true],
+  ];
+  for (const [name, previous, current, expected] of table) {
+    it(`${expected ? "enqueues" : "ignores"} ${name}`, () => assert.equal(needsReconcile(previous, current), expected));
+  }
+});
