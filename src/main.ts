@@ -3,12 +3,14 @@
 
 import { readFileSync } from "node:fs";
 import { controllers } from "./controllers/index.js";
+import { runHandshake } from "./cli/handshake.js";
 import { runOperator } from "./cli/operator.js";
 
 const USAGE = `Usage: gitsync <command> [options]
 
 Commands:
   operator     run the controllers (see gitsync operator --help)
+  handshake    check ServiceHandshake agreement in CI (gitsync handshake check --help)
   version      print the version
 
 Run 'gitsync <command> --help' for a command's options.
@@ -24,6 +26,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "operator":
       return runOperator(rest, controllers);
+    case "handshake":
+      return runHandshake(rest);
     case "version":
     case "--version":
       process.stdout.write(`gitsync ${version()}\n`);

@@ -1,0 +1,101 @@
+// `gitsync handshake check`: the ServiceHandshake check in CI. Sources are local folders or
+// git URLs (URL#branch). Exit 0: every handshake passes; 1: any fails; 2: invalid input or
+// an unreachable source.
+
+import { existsSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { GitRepository } from "../git/repo.js";
+import { WorkDirs } from "../git/workdir.js";
+import { checkHandshake } from "../handshake/check.js";
+import { formatResult, type OutputFormat } from "../handshake/format.js";
+import { CONTRACT_FILES, OPENAPI_FILES, parseService, type ServiceFiles, type ServiceManifest } from "../handshake/manifests.js";
+import { safeUrl } from "../runtime/redact.js";
+
+export const HANDSHAKE_USAGE = `Usage: gitsync handshake check [--mode strict|relaxed] [--output text|json|junit|github] SOURCE...
+
+Checks that every service's dependencies are at the versions it expects and offer the
+endpoints it calls. SOURCE is a folder holding service.yaml, contract.yaml (or openapi.yaml)
+and interface.yaml, or a git URL with an optional #branch (credentials from GIT_USERNAME
+and GIT_TOKEN).
+
+Exit codes: 0 every handshake passes, 1 a handshake fails, 2 invalid input or unreachable source.
+`;
+
+export async function runHandshake(argv: string[], out: (text: string) => void = (t) => process.stdout.write(t)): Promise<number> {
+  const [sub, ...rest] = argv;
+  if (sub !== "check") {
+    out(HANDSHAKE_USAGE);
+    return sub === "--help" || sub === "-h" ? 0 : 2;
+  }
+  let values: { mode?: string; output?: string; help?: boolean };
+  let positionals: string[];
+  try {
+    ({ values, positionals } = parseArgs({
+      args: rest,
+      allowPositionals: true,
+      options: { mode: { type: "string", default: "strict" }, output: { type: "string", short: "o", default: "text" }, help: { type: "boolean", short: "h" } },
+    }));
+  } catch (err) {
+    process.stderr.write(`gitsync handshake check: ${(err as Error).message}\n`);
+    return 2;
+  }
+  if (values.help) return out(HANDSHAKE_USAGE), 0;
+  const mode = values.mode?.toLowerCase();
+  if (mode !== "strict" && mode !== "relaxed") return usageError(`--mode must be strict or relaxed, not "${values.mode}"`);
+  if (!["text", "json", "junit", "github"].includes(values.output ?? "")) return usageError(`--output must be text, json, junit or github, not "${values.output}"`);
+  if (positionals.length === 0) return usageError("name at least one SOURCE");
+
+  let manifests: ServiceManifest[];
+  try {
+    manifests = await Promise.all(positionals.map(async (source) => parseService(await readSource(source))));
+  } catch (err) {
+    process.stderr.write(`gitsync handshake check: ${(err as Error).message}\n`);
+    return 2;
+  }
+  const result = checkHandshake(manifests, mode);
+  out(formatResult(result, values.output as OutputFormat));
+  return result.handshake ? 0 : 1;
+}
+
+function usageError(message: string): number {
+  process.stderr.write(`gitsync handshake check: ${message}\n\n${HANDSHAKE_USAGE}`);
+  return 2;
+}
+
+/** The files of one source: a folder, or a git URL read at the tip of its branch. */
+async function readSource(source: string): Promise<ServiceFiles> {
+  if (!/^[a-z]+:\/\//i.test(source) && !/^[\w.-]+@[\w.-]+:/.test(source)) {
+    if (!existsSync(source)) throw new Error(`${source}: no such folder`);
+    const read = (name: string): string | undefined => (existsSync(path.join(source, name)) ? readFileSync(path.join(source, name), "utf8") : undefined);
+    return collect(source, undefined, (name) => Promise.resolve(read(name)));
+  }
+  const [url = "", branch = "main"] = source.split("#");
+  const work = new WorkDirs(path.join(os.tmpdir(), `gitsync-handshake-${process.pid}`));
+  return work.withTemp("clone", async (dir) => {
+    const repo = new GitRepository(url, dir, { username: process.env.GIT_USERNAME, password: process.env.GIT_TOKEN });
+    const { commit } = await repo.sync({ branch });
+    const decode = async (name: string): Promise<string | undefined> => {
+      const bytes = await repo.readFile(commit, name);
+      return bytes && new TextDecoder().decode(bytes);
+    };
+    return collect(`${safeUrl(url)}#${branch}`, url, decode);
+  });
+}
+
+/** Reads the known file names through `read`; the contract may be contract.yaml or an OpenAPI document. */
+export async function collect(source: string, url: string | undefined, read: (name: string) => Promise<string | undefined>): Promise<ServiceFiles> {
+  const files: ServiceFiles = { source, url, service: (await read("service.yaml")) ?? (await read("service.yml")), interface: (await read("interface.yaml")) ?? (await read("interface.yml")) };
+  for (const name of CONTRACT_FILES) files.contract ??= await read(name);
+  if (files.contract === undefined) {
+    for (const name of OPENAPI_FILES) {
+      const text = await read(name);
+      if (text !== undefined) {
+        files.openapi = { name, text };
+        break;
+      }
+    }
+  }
+  return files;
+}
