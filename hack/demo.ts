@@ -11,11 +11,13 @@ import { probeController, probeKind } from "../test/e2e/fixtures/probe.js";
 import { Environment } from "./env/environment.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const env = new Environment();
+const env = new Environment({ gitPort: Number(process.env.GITSYNC_DEMO_GIT_PORT ?? 18080) });
 await env.start();
+seedServiceRepos(env);
 // Until every kind has landed, the test-only Probe kind shows the runtime at work.
 await env.installCrds([crdManifest(probeKind)]);
 await env.kubectlOk(["create", "namespace", "gitsync-system"]);
+await env.kubectlOk(["create", "secret", "generic", "git-demo", `--from-literal=username=${env.git.username}`, `--from-literal=password=${env.git.password}`]);
 
 const samples = path.join(ROOT, "deploy/samples");
 const files = existsSync(samples) ? readdirSync(samples).filter((f) => f.endsWith(".yaml")) : [];
@@ -32,18 +34,33 @@ gitsync demo is running. In another terminal:
   export KUBECONFIG=${env.admin.kubeconfig}
   alias kubectl=${kubectl}
   kubectl get gitsync -A
+  kubectl wait --for=condition=Ready shs/shop
   kubectl wait --for=condition=Ready probe/demo
   kubectl describe probe demo
   kubectl annotate probe demo gitsync.dev/requestedAt="$(date +%s)" --overwrite
 
 Samples applied: ${files.length ? files.join(", ") : "none yet"}. Git server: ${env.git.baseUrl} (user ${env.git.username}).
+Break the handshake: git clone ${env.git.baseUrl.replace("://", `://${env.git.username}:<password from the git-demo Secret>@`)}/stock-config.git,
+bump contract.yaml's version, push, and annotate shs/shop with gitsync.dev/requestedAt.
 Press Ctrl-C to stop everything.
 
 `);
 
 const code = await runOperator(
   [`--kubeconfig=${env.admin.kubeconfig}`, "--http-address=127.0.0.1:8080", "--leader-elect", "--leader-election-namespace=gitsync-system", "--identity=demo"],
-  [...controllers, probeController("demo")],
+  (deps) => [...controllers(deps), probeController("demo")],
 );
 await env.stop();
 process.exit(code);
+
+/** The config repos deploy/samples/servicehandshake.yaml names. */
+function seedServiceRepos(environment: Environment): void {
+  const { git } = environment;
+  git.createRepo("pricing-config", {
+    "service.yaml": "metadata:\n  name: pricing\n  version: 1.0.0\ndesiredState:\n  stockService:\n    sync: strict\n    version: 2.1.0\n  restock:\n    sync: relaxed\n    version: 1.2.0\n",
+    "contract.yaml": "version: 1.0.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /price/{id}\n",
+    "interface.yaml": "dependencies:\n  - name: stock\n    outbound:\n      method: GET\n      path: /stock/{id}\n  - name: restock\n    outbound:\n      method: POST\n      path: /orders\n",
+  });
+  git.createRepo("stock-config", { "service.yaml": "metadata:\n  name: stock\n", "contract.yaml": "version: 2.1.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{productId}\n" });
+  git.createRepo("restock-config", { "service.yaml": "metadata:\n  name: restock\n", "contract.yaml": "version: 1.2.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n" });
+}

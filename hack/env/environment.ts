@@ -24,6 +24,8 @@ export interface EnvironmentOptions {
   keep?: boolean;
   /** Extra token-auth users, e.g. the operator's own identity. */
   users?: string[];
+  /** A fixed port for the git server (the demo's samples name it); default a free one. */
+  gitPort?: number;
   log?: (line: string) => void;
 }
 
@@ -51,7 +53,7 @@ export class Environment {
 
   async start(): Promise<void> {
     const started = Date.now();
-    await Promise.all([this.startEtcd(), this.startS3(), this.git.start()]);
+    await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort)]);
     await this.startApiServer();
     await this.startControllerManager();
     this.say(`Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}`);

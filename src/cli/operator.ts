@@ -6,6 +6,7 @@ import { WorkDirs } from "../git/workdir.js";
 import { KubeClient } from "../runtime/kube.js";
 import { rootLogger } from "../runtime/log.js";
 import { Manager, type AnyController } from "../runtime/manager.js";
+import type { ControllerDeps } from "../controllers/index.js";
 
 export const OPERATOR_USAGE = `Usage: gitsync operator [options]
 
@@ -25,7 +26,7 @@ Options:
 `;
 
 /** Runs the manager with the given controllers until SIGTERM; returns the exit code. */
-export async function runOperator(argv: string[], controllers: AnyController[]): Promise<number> {
+export async function runOperator(argv: string[], makeControllers: (deps: ControllerDeps) => AnyController[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
     options: {
@@ -69,7 +70,7 @@ export async function runOperator(argv: string[], controllers: AnyController[]):
         retryPeriodMs: parseDuration(values["retry-period"]),
       },
     },
-    controllers,
+    makeControllers({ workDirs }),
   );
   try {
     await manager.run();

@@ -1,5 +1,13 @@
-// The controllers `gitsync operator` runs, one per kind. Each kind's issue adds its own.
+// The controllers `gitsync operator` runs, one per kind.
 
+import type { WorkDirs } from "../git/workdir.js";
 import type { AnyController } from "../runtime/manager.js";
+import { serviceHandshakeController } from "./servicehandshake/controller.js";
 
-export const controllers: AnyController[] = [];
+export interface ControllerDeps {
+  workDirs: WorkDirs;
+}
+
+export function controllers(deps: ControllerDeps): AnyController[] {
+  return [serviceHandshakeController(deps.workDirs)];
+}

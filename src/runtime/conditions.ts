@@ -89,7 +89,7 @@ export class ConditionSet {
 /** What a reconcile pass concluded, before it is turned into conditions. */
 export type Outcome =
   | { result: "success"; reason: string; message: string }
-  | { result: "stalled" | "waiting" | "retrying"; reason: string; message: string; condition?: string; retryAfterMs?: number }
+  | { result: "stalled" | "waiting" | "retrying"; reason: string; message: string; condition?: string; retryAfterMs?: number; pollInputs?: boolean }
   | { result: "suspended" };
 
 /**

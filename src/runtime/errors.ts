@@ -8,7 +8,7 @@ export class ReconcileError extends Error {
     readonly policy: ErrorPolicy,
     readonly reason: string,
     message: string,
-    readonly options: { retryAfterMs?: number; condition?: string; cause?: unknown } = {},
+    readonly options: { retryAfterMs?: number; condition?: string; cause?: unknown; pollInputs?: boolean } = {},
   ) {
     super(message, { cause: options.cause });
     this.name = "ReconcileError";
@@ -20,9 +20,13 @@ export class ReconcileError extends Error {
   }
 }
 
-/** The spec or an input must be fixed by a person; no retry until the object or its inputs change. */
-export function stalling(reason: string, message: string, condition?: string): ReconcileError {
-  return new ReconcileError("stall", reason, message, { condition });
+/**
+ * The spec or an input must be fixed by a person; no retry until the object or its inputs
+ * change. With pollInputs the inputs (e.g. git repos) are still polled at spec.interval,
+ * since nothing else tells us they changed.
+ */
+export function stalling(reason: string, message: string, condition?: string, pollInputs = false): ReconcileError {
+  return new ReconcileError("stall", reason, message, { condition, pollInputs });
 }
 
 /** Not an error of the object: try again after the given delay (e.g. a dependency is not ready). */

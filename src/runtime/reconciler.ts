@@ -173,8 +173,9 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
     const intervalMs = safeDuration(object.spec?.interval ?? this.definition.defaultInterval) ?? parseDuration(this.definition.defaultInterval);
     switch (outcome.result) {
       case "suspended":
-      case "stalled":
         return {};
+      case "stalled":
+        return outcome.pollInputs ? { requeueAfterMs: withJitter(intervalMs) } : {};
       case "waiting":
         return { failed: true, retryAfterMs: outcome.retryAfterMs };
       case "retrying":
@@ -251,7 +252,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
 
 function outcomeOf(error: ReconcileError): Outcome {
   const result = error.policy === "stall" ? "stalled" : error.policy === "wait" ? "waiting" : "retrying";
-  return { result, reason: error.reason, message: redact(error.message), condition: error.condition, retryAfterMs: error.options.retryAfterMs };
+  return { result, reason: error.reason, message: redact(error.message), condition: error.condition, retryAfterMs: error.options.retryAfterMs, pollInputs: error.options.pollInputs };
 }
 
 function safeDuration(text: string): number | undefined {

@@ -1,0 +1,132 @@
+// ServiceHandshake end to end: three service config repos on the git server (pricing
+// depends on stock and restock), the real operator binary, the real API server.
+
+import assert from "node:assert/strict";
+import { stringify } from "yaml";
+import { SERVICE_HANDSHAKE_RESOURCE, type ServiceHandshakeStatus } from "../../src/crds/servicehandshake.js";
+import { resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
+import { eventually, OperatorProcess } from "./helpers.js";
+import { assertStatusConventions } from "./kstatus.js";
+import { adminClient, env, kubectlOk } from "./setup.js";
+
+interface Shs {
+  metadata: { generation: number };
+  status?: ServiceHandshakeStatus;
+}
+
+const stockContract = (version: string, path = "/stock/{productId}"): string => `version: ${version}\napiSpec:\n  endpoints:\n    - method: GET\n      path: ${path}\n`;
+
+function seedRepos(prefix: string): void {
+  const git = env().git;
+  git.createRepo(`${prefix}-pricing`, {
+    "config/service.yaml": `metadata:\n  name: pricing\n  version: 1.0.0\n  repo: ${git.url(`${prefix}-pricing`)}\ndesiredState:\n  stockService:\n    sync: strict\n    version: 2.1.0\n  restock:\n    sync: relaxed\n    repo: ${git.url(`${prefix}-restock`)}\n    version: 1.2.0\n`,
+    "config/contract.yaml": "version: 1.0.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /price/{id}\n",
+    "config/interface.yaml": "dependencies:\n  - name: stock\n    outbound:\n      method: GET\n      path: /stock/{id}\n  - name: restock\n    outbound:\n      - method: POST\n        path: /orders\n",
+  });
+  git.createRepo(`${prefix}-stock`, { "config/service.yaml": "metadata:\n  name: stock\n", "config/contract.yaml": stockContract("2.1.0") });
+  git.createRepo(`${prefix}-restock`, { "config/service.yaml": "metadata:\n  name: restock\n", "config/contract.yaml": "version: 1.2.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n" });
+}
+
+describe("ServiceHandshake (real operator, API server and git server)", function () {
+  let kube: KubeClient;
+  let operator: OperatorProcess;
+  const ns = "shs-e2e";
+
+  before(async () => {
+    kube = adminClient();
+    await kubectlOk(["create", "namespace", ns]);
+    await kubectlOk(["create", "secret", "generic", "git-auth", "-n", ns, `--from-literal=username=${env().git.username}`, `--from-literal=password=${env().git.password}`]);
+    await kubectlOk(["create", "secret", "generic", "git-wrong", "-n", ns, `--from-literal=username=${env().git.username}`, "--from-literal=password=not-the-password-77"]);
+    operator = OperatorProcess.start({ entry: "gitsync" });
+  });
+
+  after(async () => {
+    await operator.stop();
+    kube.close();
+  });
+
+  function apply(name: string, prefix: string, extra: Record<string, unknown> = {}, secret = "git-auth"): Promise<string> {
+    const services = ["pricing", "stock", "restock"].map((s) => ({ source: { url: env().git.url(`${prefix}-${s}`), ref: { branch: "main" }, path: "config", secretRef: { name: secret } } }));
+    return kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: "ServiceHandshake", metadata: { name, namespace: ns }, spec: { services, interval: "2s", ...extra } }));
+  }
+
+  const get = (name: string): Promise<Shs> => kube.request<Shs>("GET", resourcePath(SERVICE_HANDSHAKE_RESOURCE, ns, name));
+  const ready = (shs: Shs): { status: string; reason: string; message: string } | undefined => shs.status?.conditions?.find((c) => c.type === "Ready");
+
+  async function waitFor(name: string, status: string, reason: string, timeoutMs = 30_000): Promise<Shs> {
+    return eventually(async () => {
+      const shs = await get(name);
+      assert.equal(shs.status?.observedGeneration, shs.metadata.generation);
+      assert.deepEqual([ready(shs)?.status, ready(shs)?.reason], [status, reason], JSON.stringify(shs.status?.conditions));
+      assertStatusConventions(shs);
+      return shs;
+    }, timeoutMs);
+  }
+
+  it("is Ready when every service agrees, with the columns kubectl shows and kubectl wait", async () => {
+    seedRepos("agree");
+    await apply("agree", "agree");
+    const waited = await env().kubectl(["wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "shs/agree"]);
+    assert.equal(waited.code, 0, waited.stderr);
+    const shs = await waitFor("agree", "True", "HandshakeSucceeded");
+    assert.equal(shs.status?.handshake, true);
+    assert.deepEqual(shs.status?.services?.map((s) => [s.name, s.version, s.handshake]), [["pricing", "1.0.0", true], ["stock", "2.1.0", true], ["restock", "1.2.0", true]]);
+    assert.match(shs.status?.services?.[1]?.revision ?? "", /^[0-9a-f]{40}$/);
+    const table = await kubectlOk(["get", "shs", "-n", ns, "agree"]);
+    assert.match(table.split("\n")[0] ?? "", /^NAME\s+READY\s+HANDSHAKE\s+SERVICES\s+FAILED\s+AGE\s+STATUS$/);
+    assert.match(table, /agree\s+True\s+true\s+3\s+0\s+\S+\s+3 services agree \(Strict\)/);
+  });
+
+  it("fails the handshake naming stock when stock's version moves on, and relaxed mode accepts a minor bump on relaxed edges", async () => {
+    seedRepos("bump");
+    await apply("bump", "bump");
+    await waitFor("bump", "True", "HandshakeSucceeded");
+    env().git.commitFiles("bump-stock", { "config/contract.yaml": stockContract("2.2.0") }, "Bump stock to 2.2.0");
+    await kubectlOk(["annotate", "-n", ns, "shs/bump", `gitsync.dev/requestedAt=${Date.now()}`, "--overwrite"]);
+    const failed = await waitFor("bump", "False", "HandshakeFailed", 15_000);
+    assert.equal(ready(failed)?.message, "pricing expects stock 2.1.0 (strict), but stock's contract is 2.2.0");
+    assert.equal(failed.status?.servicesFailed, 1);
+    assert.deepEqual(failed.status?.services?.[0]?.failures?.map((f) => [f.dependency, f.reason]), [["stock", "VersionMismatch"]]);
+
+    // restock's edge is relaxed: a minor bump keeps the handshake in Relaxed mode.
+    env().git.commitFiles("bump-stock", { "config/contract.yaml": stockContract("2.1.0") }, "Back to 2.1.0");
+    env().git.commitFiles("bump-restock", { "config/contract.yaml": "version: 1.3.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n" }, "Minor bump");
+    await apply("bump", "bump", { mode: "Relaxed" });
+    await waitFor("bump", "True", "HandshakeSucceeded");
+  });
+
+  it("reports EndpointMissing when a called endpoint is renamed", async () => {
+    seedRepos("rename");
+    env().git.commitFiles("rename-stock", { "config/contract.yaml": stockContract("2.1.0", "/inventory/{productId}") }, "Rename endpoint");
+    await apply("rename", "rename");
+    const shs = await waitFor("rename", "False", "HandshakeFailed");
+    assert.deepEqual(shs.status?.services?.[0]?.failures?.map((f) => f.reason), ["EndpointMissing"]);
+    assert.match(ready(shs)?.message ?? "", /pricing calls GET \/stock\/\{id\} on stock, but stock's contract has no such endpoint/);
+  });
+
+  it("stalls on broken YAML naming the file, keeps polling, and recovers when it is fixed", async () => {
+    seedRepos("broken");
+    env().git.commitFiles("broken-stock", { "config/service.yaml": "metadata:\n  name: [stock\n" }, "Break YAML");
+    await apply("broken", "broken");
+    const stalled = await waitFor("broken", "False", "ManifestInvalid");
+    assert.ok(stalled.status?.conditions?.some((c) => c.type === "Stalled" && c.status === "True"));
+    assert.match(ready(stalled)?.message ?? "", /broken-stock\.git\/\/config\): service\.yaml: line \d+, column \d+: invalid YAML/);
+    env().git.commitFiles("broken-stock", { "config/service.yaml": "metadata:\n  name: stock\n" }, "Fix YAML");
+    await waitFor("broken", "True", "HandshakeSucceeded", 30_000);
+  });
+
+  it("reports FetchFailed for wrong credentials with no secret in status, events or logs", async () => {
+    seedRepos("creds");
+    await apply("creds", "creds", {}, "git-wrong");
+    const shs = await eventually(async () => {
+      const s = await get("creds");
+      assert.equal(ready(s)?.reason, "FetchFailed");
+      return s;
+    });
+    assert.match(ready(shs)?.message ?? "", /authentication failed for http:\/\/127\.0\.0\.1:\d+\/creds-pricing\.git/);
+    assert.equal(shs.status?.conditions?.find((c) => c.type === "Reconciling")?.reason, "ProgressingWithRetry");
+    const events = await kube.request<KubeList<{ note: string }>>("GET", `/apis/events.k8s.io/v1/namespaces/${ns}/events`);
+    const everything = [JSON.stringify(shs), JSON.stringify(events), operator.lines.join("\n")].join("\n");
+    for (const secret of ["not-the-password-77", env().git.password]) assert.ok(!everything.includes(secret), "no secret anywhere");
+  });
+});
