@@ -23,6 +23,8 @@ Options:
   --identity NAME              this replica's name in the Lease (default: $POD_NAME or host_pid)
   --work-dir PATH              clones and temp files (default: $GITSYNC_WORK_DIR or <tmp>/gitsync-operator)
   --shutdown-timeout DUR       how long SIGTERM waits for running reconciles (default 30s)
+  --webhook-secret NAME        Secret in the leader-election namespace with token, github-secret
+                               and/or gitlab-token: enables POST /hooks/git
 `;
 
 /** Runs the manager with the given controllers until SIGTERM; returns the exit code. */
@@ -42,6 +44,7 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
       identity: { type: "string", default: process.env.POD_NAME },
       "work-dir": { type: "string" },
       "shutdown-timeout": { type: "string", default: "30s" },
+      "webhook-secret": { type: "string" },
       help: { type: "boolean", short: "h" },
     },
   });
@@ -62,6 +65,7 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
       httpAddress: values["http-address"],
       identity: values.identity,
       shutdownTimeoutMs: parseDuration(values["shutdown-timeout"]),
+      webhookSecret: values["webhook-secret"] ? { namespace: values["leader-election-namespace"], name: values["webhook-secret"] } : undefined,
       leaderElection: leaderElect && {
         namespace: values["leader-election-namespace"],
         name: values["leader-election-id"],

@@ -3,7 +3,10 @@
 // out. The controller and `gitsync handshake check` both call checkHandshake().
 
 import semver from "semver";
+import { normalizeRepoUrl } from "../git/url.js";
 import type { Dependency, Endpoint, ServiceManifest } from "./manifests.js";
+
+export { normalizeRepoUrl };
 
 export type Mode = "strict" | "relaxed";
 export type FailureReason = "DependencyNotFound" | "VersionMismatch" | "EndpointMissing" | "InterfaceMissing";
@@ -33,17 +36,6 @@ export interface HandshakeResult {
   mode: Mode;
   services: ServiceResult[];
   edges: EdgeResult[];
-}
-
-/** Repo URLs compared without credentials, a trailing .git or /, and with the host lower-cased. */
-export function normalizeRepoUrl(url: string): string {
-  try {
-    const parsed = new URL(url.trim());
-    const path = parsed.pathname.replace(/\/+$/, "").replace(/\.git$/, "");
-    return `${parsed.protocol}//${parsed.host.toLowerCase()}${path}`;
-  } catch {
-    return url.trim().replace(/\/+$/, "").replace(/\.git$/, "").toLowerCase();
-  }
 }
 
 /** Names compared without case or punctuation: stockService = stock-service. */

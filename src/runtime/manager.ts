@@ -10,7 +10,12 @@ import { LeaderElector } from "./leader.js";
 import { errorText, type Logger } from "./log.js";
 import { queueDepth } from "./metrics.js";
 import { WorkQueue } from "./queue.js";
-import { Reconciler, type CommonSpec, type CommonStatus, type ControllerDefinition } from "./reconciler.js";
+import { Reconciler, REQUESTED_AT_ANNOTATION, type CommonSpec, type CommonStatus, type ControllerDefinition } from "./reconciler.js";
+import { normalizeRepoUrl } from "../git/url.js";
+import { FIELD_MANAGER, resourcePath, type KubeList } from "./kube.js";
+import { safeUrl } from "./redact.js";
+import { readSecret } from "./secrets.js";
+import { parsePush } from "./webhook.js";
 import { OperatorServer } from "./server.js";
 
 export interface ManagerOptions {
@@ -21,6 +26,8 @@ export interface ManagerOptions {
   leaderElection: false | { namespace: string; name: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   identity?: string;
   shutdownTimeoutMs?: number;
+  /** The Secret (token, github-secret, gitlab-token) that authenticates POST /hooks/git. */
+  webhookSecret?: { namespace: string; name: string };
   /** Called with the bound address once the HTTP endpoint listens. */
   onListening?: (address: string) => void;
 }
@@ -62,6 +69,7 @@ export class Manager {
     };
     process.once("SIGTERM", onSignal);
     process.once("SIGINT", onSignal);
+    if (this.options.webhookSecret) this.server.route("/hooks/git", (req, body) => this.onPush(req.headers, body));
     const address = await this.server.listen(this.options.httpAddress);
     log.info("Started HTTP endpoint", { address });
     this.options.onListening?.(address);
@@ -107,6 +115,44 @@ export class Manager {
 
   shutdown(): void {
     this.stop.abort();
+  }
+
+  /**
+   * A push to a repository: request an immediate reconcile of every object, of any kind,
+   * that reads it. Lists from the API rather than the caches, so a standby answers too.
+   */
+  private async onPush(headers: Record<string, string | string[] | undefined>, body: Buffer): Promise<{ status: number; body: unknown }> {
+    const { kube, log, webhookSecret } = this.options;
+    if (!webhookSecret) return { status: 404, body: { error: "webhooks are not configured" } };
+    const none: Record<string, string> = {};
+    const data = await readSecret(kube, webhookSecret.namespace, webhookSecret.name, "WebhookSecret").catch((err: unknown) => {
+      log.warn("Failed to read webhook Secret; rejecting pushes", { secret: `${webhookSecret.namespace}/${webhookSecret.name}`, error: errorText(err) });
+      return none;
+    });
+    const push = parsePush(headers, body, { token: data.token, githubSecret: data["github-secret"], gitlabToken: data["gitlab-token"] });
+    if ("status" in push) {
+      log.warn("Rejected webhook", { status: push.status, error: push.error });
+      return { status: push.status, body: { error: push.error } };
+    }
+    const pushed = normalizeRepoUrl(push.url);
+    const requestedAt = new Date().toISOString();
+    const requested: { kind: string; namespace?: string; name: string }[] = [];
+    for (const definition of this.controllers) {
+      if (!definition.sourceUrls) continue;
+      const list = await kube.request<KubeList<KubeObject & { spec: CommonSpec }>>("GET", resourcePath(definition.resource));
+      for (const object of list.items) {
+        if (!definition.sourceUrls(object.spec).some((url) => normalizeRepoUrl(url) === pushed)) continue;
+        const { namespace, name } = object.metadata;
+        await kube.request("PATCH", resourcePath(definition.resource, namespace, name), {
+          body: { metadata: { annotations: { [REQUESTED_AT_ANNOTATION]: requestedAt } } },
+          contentType: "application/merge-patch+json",
+          query: { fieldManager: FIELD_MANAGER },
+        });
+        requested.push({ kind: definition.kind, namespace, name });
+      }
+    }
+    log.info("Handled push webhook", { url: safeUrl(push.url), requested: requested.length });
+    return { status: 202, body: { url: safeUrl(push.url), requested } };
   }
 
   private startControllers(): Promise<void>[] {

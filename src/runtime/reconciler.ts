@@ -66,6 +66,8 @@ export interface ControllerDefinition<Spec extends CommonSpec, Status extends Co
   defaultInterval: string;
   concurrency?: number;
   finalizer?: { name: string; cleanup: (ctx: ReconcileContext<Spec, Status>) => Promise<void> };
+  /** The git URLs an object reads, so a push webhook for one of them reconciles it at once. */
+  sourceUrls?: (spec: Spec) => string[];
 }
 
 export interface ReconcilerDeps {

@@ -2,12 +2,15 @@
 // depends on stock and restock), the real operator binary, the real API server.
 
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { stringify } from "yaml";
 import { SERVICE_HANDSHAKE_RESOURCE, type ServiceHandshakeStatus } from "../../src/crds/servicehandshake.js";
 import { resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import { eventually, OperatorProcess } from "./helpers.js";
 import { assertStatusConventions } from "./kstatus.js";
 import { adminClient, env, kubectlOk } from "./setup.js";
+
+const WEBHOOK_SECRET = "hook-secret-31415";
 
 interface Shs {
   metadata: { generation: number };
@@ -37,7 +40,8 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     await kubectlOk(["create", "namespace", ns]);
     await kubectlOk(["create", "secret", "generic", "git-auth", "-n", ns, `--from-literal=username=${env().git.username}`, `--from-literal=password=${env().git.password}`]);
     await kubectlOk(["create", "secret", "generic", "git-wrong", "-n", ns, `--from-literal=username=${env().git.username}`, "--from-literal=password=not-the-password-77"]);
-    operator = OperatorProcess.start({ entry: "gitsync" });
+    await kubectlOk(["create", "secret", "generic", "gitsync-webhook", "-n", "gitsync-system", `--from-literal=github-secret=${WEBHOOK_SECRET}`, `--from-literal=token=${WEBHOOK_SECRET}-bearer`]);
+    operator = OperatorProcess.start({ entry: "gitsync", args: ["--webhook-secret=gitsync-webhook"] });
   });
 
   after(async () => {
@@ -93,6 +97,27 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     env().git.commitFiles("bump-restock", { "config/contract.yaml": "version: 1.3.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n" }, "Minor bump");
     await apply("bump", "bump", { mode: "Relaxed" });
     await waitFor("bump", "True", "HandshakeSucceeded");
+  });
+
+  it("reconciles at once on a signed GitHub push webhook, and rejects bad signatures and bodies", async () => {
+    seedRepos("hook");
+    await apply("hook", "hook", { interval: "1h" });
+    await waitFor("hook", "True", "HandshakeSucceeded");
+    env().git.commitFiles("hook-stock", { "config/contract.yaml": stockContract("3.0.0") }, "Major bump");
+    const hooks = `http://${await operator.httpAddress()}/hooks/git`;
+    const body = JSON.stringify({ ref: "refs/heads/main", repository: { clone_url: `${env().git.url("hook-stock")}` } });
+    const sign = (secret: string): string => `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+    const post = (headers: Record<string, string>, payload = body): Promise<Response> => fetch(hooks, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: payload });
+
+    assert.equal((await post({ "X-Hub-Signature-256": sign("wrong") })).status, 401);
+    assert.equal((await post({ Authorization: `Bearer ${WEBHOOK_SECRET}-bearer` }, "{not json")).status, 400);
+    const accepted = await post({ "X-GitHub-Event": "push", "X-Hub-Signature-256": sign(WEBHOOK_SECRET) });
+    assert.equal(accepted.status, 202);
+    const answer = (await accepted.json()) as { requested: { kind: string; name: string }[] };
+    assert.deepEqual(answer.requested.filter((r) => r.name === "hook"), [{ kind: "ServiceHandshake", namespace: ns, name: "hook" }]);
+    // interval is 1h: only the webhook explains a reconcile within seconds.
+    const failed = await waitFor("hook", "False", "HandshakeFailed", 10_000);
+    assert.match(ready(failed)?.message ?? "", /but stock's contract is 3\.0\.0/);
   });
 
   it("reports EndpointMissing when a called endpoint is renamed", async () => {

@@ -113,5 +113,6 @@ export function serviceHandshakeController(workDirs: WorkDirs): ControllerDefini
     defaultInterval: "5m",
     concurrency: 8,
     steps: [fetchSources, parseManifests, reportHandshake],
+    sourceUrls: (spec) => spec.services.map((s) => s.source.url),
   };
 }
