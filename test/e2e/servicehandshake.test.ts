@@ -3,7 +3,7 @@
 
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { SERVICE_HANDSHAKE_RESOURCE, type ServiceHandshakeStatus } from "../../src/crds/servicehandshake.js";
 import { resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import { eventually, OperatorProcess } from "./helpers.js";
@@ -79,6 +79,42 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     const table = await kubectlOk(["get", "shs", "-n", ns, "agree"]);
     assert.match(table.split("\n")[0] ?? "", /^NAME\s+READY\s+HANDSHAKE\s+SERVICES\s+FAILED\s+AGE\s+STATUS$/);
     assert.match(table, /agree\s+True\s+true\s+3\s+0\s+\S+\s+3 services agree \(Strict\)/);
+  });
+
+  it("fetches no packfile on a reconcile when no repo has a new commit", async () => {
+    seedRepos("idle");
+    await apply("idle", "idle");
+    const first = await waitFor("idle", "True", "HandshakeSucceeded");
+    const fetches = (): number => env().git.requests.filter((r) => r.path.startsWith("/idle-") && r.command === "fetch").length;
+    const before = fetches();
+    assert.equal(before, 3, "one fetch per repo to clone");
+    // interval is 2s: wait for two more passes.
+    await eventually(async () => {
+      const later = await get("idle");
+      assert.ok(Date.parse(later.status?.lastCheckedAt ?? "") > Date.parse(first.status?.lastCheckedAt ?? "") + 3000);
+    }, 20_000);
+    assert.equal(fetches(), before, "passes with nothing new fetched nothing");
+  });
+
+  it("writes the result back once per change, not on every check", async () => {
+    seedRepos("wb");
+    await apply("wb", "wb", { writeBack: true });
+    await waitFor("wb", "True", "HandshakeSucceeded");
+    const written = (repo: string): string[] => env().git.git(repo, "log", "--format=%an|%s", "main").split("\n").filter((l) => l.startsWith("gitsync-operator|"));
+    await eventually(() => assert.deepEqual(["pricing", "stock", "restock"].map((s) => written(`wb-${s}`).length), [1, 1, 1]));
+    const actual = parse(env().git.git("wb-pricing", "show", "main:config/service.yaml")) as { actualState: { handshakeStatus: string; details: Record<string, { status: string }> } };
+    assert.equal(actual.actualState.handshakeStatus, "success");
+    assert.deepEqual(Object.keys(actual.actualState.details), ["stockService", "restock"]);
+
+    const checked = (await get("wb")).status?.lastCheckedAt ?? "";
+    await eventually(async () => assert.ok(Date.parse((await get("wb")).status?.lastCheckedAt ?? "") > Date.parse(checked) + 3000), 20_000);
+    assert.deepEqual(["pricing", "stock", "restock"].map((s) => written(`wb-${s}`).length), [1, 1, 1], "an identical result made no commit");
+
+    env().git.commitFiles("wb-stock", { "config/contract.yaml": stockContract("2.2.0") }, "Bump stock");
+    await waitFor("wb", "False", "HandshakeFailed");
+    await eventually(() => assert.equal(written("wb-pricing").length, 2));
+    assert.match(env().git.git("wb-pricing", "show", "main:config/service.yaml"), /handshakeStatus: failed/);
+    assert.equal(written("wb-stock").length, 1, "stock's own result did not change");
   });
 
   it("fails the handshake naming stock when stock's version moves on, and relaxed mode accepts a minor bump on relaxed edges", async () => {

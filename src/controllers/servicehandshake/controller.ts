@@ -1,11 +1,12 @@
 // ServiceHandshake controller: fetch every service's config repo, parse its manifests,
 // check every dependency edge (src/handshake, pure), report a global and per-service
-// handshake.
+// handshake, and optionally record the result in each service.yaml.
 //
 // Steps and the conditions they own:
-//   fetchSources  FetchFailed (transient: retried with backoff)
-//   parseManifests ManifestInvalid (stalls; repos are still polled at spec.interval)
-//   checkHandshake HandshakeFailed (a result, not an error: Ready False until it agrees)
+//   fetchSources    FetchFailed (transient: retried with backoff)
+//   parseManifests  ManifestInvalid (stalls; repos are still polled at spec.interval)
+//   reportHandshake HandshakeFailed (a result, not an error: Ready False until it agrees)
+//   writeBack       PushFailed (transient); commits only when a service's result changed
 
 import { Gauge } from "prom-client";
 import { collect } from "../../cli/handshake.js";
@@ -13,8 +14,9 @@ import { SERVICE_HANDSHAKE_RESOURCE, serviceHandshakeSpec, type ServiceHandshake
 import { credentialsFromSecret, type GitCredentials } from "../../git/auth.js";
 import { GitError, GitRepository } from "../../git/repo.js";
 import type { WorkDirs } from "../../git/workdir.js";
-import { checkHandshake, type Mode } from "../../handshake/check.js";
+import { checkHandshake, type HandshakeResult, type Mode } from "../../handshake/check.js";
 import { ManifestError, parseService, type ServiceFiles, type ServiceManifest } from "../../handshake/manifests.js";
+import { actualStateFor, writeBackServiceYaml } from "../../handshake/writeback.js";
 import { generic, stalling } from "../../runtime/errors.js";
 import { registry } from "../../runtime/metrics.js";
 import type { ControllerDefinition, ReconcileContext } from "../../runtime/reconciler.js";
@@ -23,6 +25,8 @@ import { readSecret } from "../../runtime/secrets.js";
 
 type Ctx = ReconcileContext<ServiceHandshakeSpec, ServiceHandshakeStatus>;
 
+const WRITE_BACK_AUTHOR = { name: "gitsync-operator", email: "gitsync-operator@gitsync.dev" };
+
 const handshakeGauge = new Gauge({
   name: "gitsync_handshake_status",
   help: "1 while every service of the ServiceHandshake agrees, 0 otherwise.",
@@ -30,50 +34,51 @@ const handshakeGauge = new Gauge({
   registers: [registry],
 });
 
-interface FetchedService {
-  files: ServiceFiles;
-  revision: string;
+/** What the steps of one pass hand to each other. */
+interface Pass {
+  sources: { files: ServiceFiles; revision: string; repo: GitRepository; servicePath: string; branch: string | undefined }[];
+  manifests: ServiceManifest[];
+  result?: HandshakeResult;
 }
 
 export function serviceHandshakeController(workDirs: WorkDirs): ControllerDefinition<ServiceHandshakeSpec, ServiceHandshakeStatus> {
-  const fetched = new WeakMap<Ctx, FetchedService[]>();
-  const parsed = new WeakMap<Ctx, ServiceManifest[]>();
+  const passes = new WeakMap<Ctx, Pass>();
+  const pass = (ctx: Ctx): Pass => passes.get(ctx) ?? (passes.set(ctx, { sources: [], manifests: [] }).get(ctx) as Pass);
 
   /** Brings each repo's kept clone to its ref (no packfile when nothing is new) and reads the files. */
   async function fetchSources(ctx: Ctx): Promise<void> {
     const { namespace = "default" } = ctx.object.metadata;
-    const results: FetchedService[] = [];
     for (const [index, service] of ctx.object.spec.services.entries()) {
       const { url, ref = { branch: "main" }, secretRef, path = "" } = service.source;
       let credentials: GitCredentials | undefined;
       if (secretRef) credentials = credentialsFromSecret(await readSecret(ctx.kube, namespace, secretRef.name, "FetchFailed"), secretRef.name);
       const dir = workDirs.cloneDir(url);
+      const folder = path.replace(/^\/+|\/+$/g, "");
+      const at = (name: string): string => (folder ? `${folder}/${name}` : name);
       try {
-        results.push(
-          await workDirs.withLock(dir, async () => {
-            const repo = new GitRepository(url, dir, credentials);
-            const { commit } = await repo.sync(ref);
-            const folder = path.replace(/^\/+|\/+$/g, "");
-            const read = async (name: string): Promise<string | undefined> => {
-              const bytes = await repo.readFile(commit, folder ? `${folder}/${name}` : name);
-              return bytes && new TextDecoder().decode(bytes);
-            };
-            const label = `${service.name ?? `spec.services[${index}]`} (${safeUrl(url)}${folder ? `//${folder}` : ""})`;
-            return { files: await collect(label, url, read), revision: commit };
-          }),
-        );
+        await workDirs.withLock(dir, async () => {
+          const repo = new GitRepository(url, dir, credentials);
+          const { commit } = await repo.sync(ref);
+          const read = async (name: string): Promise<string | undefined> => {
+            const bytes = await repo.readFile(commit, at(name));
+            return bytes && new TextDecoder().decode(bytes);
+          };
+          const label = `${service.name ?? `spec.services[${index}]`} (${safeUrl(url)}${folder ? `//${folder}` : ""})`;
+          const files = await collect(label, url, read);
+          const servicePath = at((await repo.readFile(commit, at("service.yaml"))) ? "service.yaml" : "service.yml");
+          pass(ctx).sources.push({ files, revision: commit, repo, servicePath, branch: ref.branch });
+        });
       } catch (err) {
         if (err instanceof GitError) throw generic("FetchFailed", err.message, "FetchFailed", err);
         throw err;
       }
     }
     ctx.conditions.delete("FetchFailed");
-    fetched.set(ctx, results);
   }
 
-  async function parseManifests(ctx: Ctx): Promise<void> {
+  function parseManifests(ctx: Ctx): Promise<void> {
     try {
-      parsed.set(ctx, (fetched.get(ctx) ?? []).map((s) => parseService(s.files)));
+      pass(ctx).manifests = pass(ctx).sources.map((s) => parseService(s.files));
     } catch (err) {
       if (err instanceof ManifestError) throw stalling("ManifestInvalid", err.message, "ManifestInvalid", true);
       throw err;
@@ -82,11 +87,10 @@ export function serviceHandshakeController(workDirs: WorkDirs): ControllerDefini
     return Promise.resolve();
   }
 
-  async function reportHandshake(ctx: Ctx): Promise<void> {
-    const manifests = parsed.get(ctx) ?? [];
-    const sources = fetched.get(ctx) ?? [];
-    const mode = ctx.object.spec.mode.toLowerCase() as Mode;
-    const result = checkHandshake(manifests, mode);
+  function reportHandshake(ctx: Ctx): Promise<void> {
+    const { manifests, sources } = pass(ctx);
+    const result = checkHandshake(manifests, ctx.object.spec.mode.toLowerCase() as Mode);
+    pass(ctx).result = result;
     const failed = result.services.filter((s) => !s.handshake);
     ctx.status.handshake = result.handshake;
     ctx.status.servicesTotal = result.services.length;
@@ -106,13 +110,45 @@ export function serviceHandshakeController(workDirs: WorkDirs): ControllerDefini
     return Promise.resolve();
   }
 
+  /** Records each service's result in its service.yaml; a commit only where the result changed. */
+  async function writeBack(ctx: Ctx): Promise<void> {
+    const { sources, manifests, result } = pass(ctx);
+    if (!ctx.object.spec.writeBack || !result) return;
+    const now = new Date().toISOString();
+    for (const [i, source] of sources.entries()) {
+      const manifest = manifests[i];
+      if (!manifest || !source.branch) continue;
+      const state = actualStateFor(manifest, result.edges, now);
+      try {
+        const { commit } = await workDirs.withLock(source.repo.dir, () =>
+          source.repo.commit({
+            branch: source.branch as string,
+            author: WRITE_BACK_AUTHOR,
+            message: `Record handshake ${state.handshakeStatus} for ${manifest.name}\n\nWritten by gitsync-operator for ServiceHandshake ${ctx.object.metadata.namespace}/${ctx.object.metadata.name}.`,
+            // Re-read at the head each attempt: a concurrent push may have changed the file.
+            change: async (head) => {
+              const bytes = head ? await source.repo.readFile(head, source.servicePath) : undefined;
+              const next = bytes && writeBackServiceYaml(new TextDecoder().decode(bytes), state);
+              return new Map(next ? [[source.servicePath, new TextEncoder().encode(next)]] : []);
+            },
+          }),
+        );
+        if (commit) ctx.event("Normal", "WroteBack", `Recorded handshake ${state.handshakeStatus} in ${safeUrl(source.repo.url)} ${source.servicePath} (${commit.slice(0, 12)})`);
+      } catch (err) {
+        if (err instanceof GitError) throw generic("PushFailed", err.message, "PushFailed", err);
+        throw err;
+      }
+    }
+    ctx.conditions.delete("PushFailed");
+  }
+
   return {
     kind: "ServiceHandshake",
     resource: SERVICE_HANDSHAKE_RESOURCE,
     specSchema: serviceHandshakeSpec,
     defaultInterval: "5m",
     concurrency: 8,
-    steps: [fetchSources, parseManifests, reportHandshake],
+    steps: [fetchSources, parseManifests, reportHandshake, writeBack],
     sourceUrls: (spec) => spec.services.map((s) => s.source.url),
   };
 }
