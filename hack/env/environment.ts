@@ -11,7 +11,7 @@ import os from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
 import { GitServer } from "./git-server.js";
-import { freePort, ManagedProcess, portOpen, toolPaths } from "./processes.js";
+import { freePort, forgetOnExit, ManagedProcess, portOpen, removeOnExit, toolPaths } from "./processes.js";
 
 export interface Identity {
   user: string;
@@ -43,6 +43,7 @@ export class Environment {
 
   constructor(private readonly options: EnvironmentOptions = {}) {
     this.dir = mkdtempSync(path.join(os.tmpdir(), "gitsync-env-"));
+    if (!options.keep) removeOnExit(this.dir);
     this.logDir = path.join(this.dir, "logs");
     mkdirSync(this.logDir);
     this.tools = toolPaths();
@@ -62,7 +63,10 @@ export class Environment {
   async stop(): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop()));
     await this.git.stop();
-    if (!this.options.keep) rmSync(this.dir, { recursive: true, force: true });
+    if (!this.options.keep) {
+      rmSync(this.dir, { recursive: true, force: true });
+      forgetOnExit(this.dir);
+    }
   }
 
   /** Stops only kube-apiserver (etcd keeps the data), to test reconnection. */

@@ -2,12 +2,24 @@
 // ready, and killed when the environment stops, the test run fails or the user hits Ctrl-C.
 
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { createWriteStream, readFileSync } from "node:fs";
+import { createWriteStream, readFileSync, rmSync } from "node:fs";
 import net from "node:net";
 import path from "node:path";
 
 const live = new Set<ChildProcess>();
+const folders = new Set<string>();
 let exitHookInstalled = false;
+
+/** Removes the folder when the process exits, whichever way (Ctrl-C included). */
+export function removeOnExit(folder: string): void {
+  installExitHook();
+  folders.add(folder);
+}
+
+/** The folder is gone already: nothing to remove at exit. */
+export function forgetOnExit(folder: string): void {
+  folders.delete(folder);
+}
 
 function installExitHook(): void {
   if (exitHookInstalled) return;
@@ -15,6 +27,7 @@ function installExitHook(): void {
   // 'exit' handlers must be synchronous: a plain kill of every child still alive.
   process.on("exit", () => {
     for (const child of live) child.kill("SIGKILL");
+    for (const folder of folders) rmSync(folder, { recursive: true, force: true });
   });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
