@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import { controllers } from "./controllers/index.js";
+import { runBackup } from "./cli/backup.js";
 import { runHandshake } from "./cli/handshake.js";
 import { runOperator } from "./cli/operator.js";
 
@@ -11,6 +12,7 @@ const USAGE = `Usage: gitsync <command> [options]
 Commands:
   operator     run the controllers (see gitsync operator --help)
   handshake    check ServiceHandshake agreement in CI (gitsync handshake check --help)
+  backup       mirror cluster backups from S3 into git once (gitsync backup sync --help)
   version      print the version
 
 Run 'gitsync <command> --help' for a command's options.
@@ -26,6 +28,8 @@ async function main(argv: string[]): Promise<number> {
   switch (command) {
     case "operator":
       return runOperator(rest, controllers);
+    case "backup":
+      return runBackup(rest);
     case "handshake":
       return runHandshake(rest);
     case "version":

@@ -51,7 +51,8 @@ export type Changes = Map<string, Uint8Array | null>;
 export interface CommitOptions {
   branch: string;
   author: Author;
-  message: string;
+  /** The message, or a function called after `change` on each attempt (when it depends on the change). */
+  message: string | (() => string);
   /** Computes the change against the current head; called again after each rejected push. */
   change: (head: string | undefined) => Promise<Changes>;
   maxAttempts?: number;
@@ -166,12 +167,13 @@ export class GitRepository {
       const baseTree = head ? (await git.readCommit({ fs, gitdir: this.gitdir, oid: head, cache: this.cache })).commit.tree : undefined;
       const tree = (await this.applyChanges(baseTree, changes)) ?? (await git.writeTree({ fs, gitdir: this.gitdir, tree: [] }));
       if (tree === baseTree) return { commit: undefined, attempts: attempt };
+      const text = typeof options.message === "function" ? options.message() : options.message;
       const now = Math.floor(Date.now() / 1000);
       const signature = { ...options.author, timestamp: now, timezoneOffset: 0 };
       const commit = await git.writeCommit({
         fs,
         gitdir: this.gitdir,
-        commit: { message: options.message.endsWith("\n") ? options.message : `${options.message}\n`, tree, parent: head ? [head] : [], author: signature, committer: signature },
+        commit: { message: text.endsWith("\n") ? text : `${text}\n`, tree, parent: head ? [head] : [], author: signature, committer: signature },
       });
       await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/heads/${options.branch}`, value: commit, force: true });
       try {

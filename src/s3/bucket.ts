@@ -1,0 +1,120 @@
+// An S3 bucket over @aws-sdk/client-s3: a paginated listing as an index (key → ETag, size),
+// object downloads, and errors that name the endpoint and bucket, never the keys.
+
+import https from "node:https";
+import { GetObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import { NodeHttpHandler } from "@smithy/node-http-handler";
+import { registerSecret } from "../runtime/redact.js";
+
+export interface S3Credentials {
+  accessKey: string;
+  secretKey: string;
+  caCert?: string;
+}
+
+export interface BucketLocation {
+  endpoint: string;
+  bucket: string;
+  region?: string;
+  insecure?: boolean;
+  forcePathStyle?: boolean;
+}
+
+export interface ObjectInfo {
+  etag: string;
+  size: number;
+}
+
+export type BucketIndex = Map<string, ObjectInfo>;
+
+export class S3Error extends Error {
+  constructor(
+    readonly kind: "auth" | "not-found" | "network",
+    message: string,
+    cause?: unknown,
+  ) {
+    super(message, { cause });
+    this.name = "S3Error";
+  }
+}
+
+/** Reads a Secret's accesskey/secretkey (and ca.crt), registering them for redaction. */
+export function s3CredentialsFromSecret(data: Record<string, string>, secretName: string): S3Credentials {
+  const accessKey = data.accesskey;
+  const secretKey = data.secretkey;
+  if (!accessKey || !secretKey) throw new Error(`Secret ${secretName} must hold accesskey and secretkey`);
+  registerSecret(accessKey);
+  registerSecret(secretKey);
+  return { accessKey, secretKey, caCert: data["ca.crt"] };
+}
+
+export class Bucket {
+  readonly stats = { listRequests: 0, downloads: 0 };
+  private readonly client: S3Client;
+  private readonly where: string;
+
+  constructor(
+    readonly location: BucketLocation,
+    credentials: S3Credentials,
+  ) {
+    const endpoint = /^https?:\/\//.test(location.endpoint) ? location.endpoint : `${location.insecure ? "http" : "https"}://${location.endpoint}`;
+    this.where = `s3 bucket ${location.bucket} at ${endpoint}`;
+    this.client = new S3Client({
+      endpoint,
+      region: location.region ?? "us-east-1",
+      forcePathStyle: location.forcePathStyle ?? true,
+      credentials: { accessKeyId: credentials.accessKey, secretAccessKey: credentials.secretKey },
+      maxAttempts: 2,
+      requestHandler: new NodeHttpHandler({
+        connectionTimeout: 5_000,
+        requestTimeout: 60_000,
+        httpsAgent: new https.Agent({ keepAlive: true, ...(credentials.caCert ? { ca: credentials.caCert } : {}) }),
+      }),
+    });
+  }
+
+  /** Every object under the prefix, following continuation tokens. */
+  async list(prefix: string, signal?: AbortSignal): Promise<BucketIndex> {
+    const index: BucketIndex = new Map();
+    let token: string | undefined;
+    do {
+      this.stats.listRequests += 1;
+      const page = await this.guard("list", () =>
+        this.client.send(new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: prefix, ContinuationToken: token, MaxKeys: 1000 }), { abortSignal: signal }),
+      );
+      for (const object of page.Contents ?? []) {
+        if (object.Key && !object.Key.endsWith("/")) index.set(object.Key, { etag: (object.ETag ?? "").replace(/"/g, ""), size: object.Size ?? 0 });
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return index;
+  }
+
+  async get(key: string, signal?: AbortSignal): Promise<Uint8Array> {
+    this.stats.downloads += 1;
+    const response = await this.guard(`download ${key} from`, () => this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal }));
+    if (!response.Body) throw new S3Error("network", `empty body for ${key} from ${this.where}`);
+    return response.Body.transformToByteArray();
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+
+  private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof S3ServiceException) {
+        const status = err.$metadata.httpStatusCode ?? 0;
+        if (status === 401 || status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch/.test(err.name)) {
+          throw new S3Error("auth", `access denied to ${this.where} (${err.name}): check accesskey and secretkey in the Secret`, err);
+        }
+        if (err.name === "NoSuchBucket" || status === 404) throw new S3Error("not-found", `${this.where} not found (${err.name})`, err);
+        throw new S3Error("network", `failed to ${what} ${this.where}: ${err.name} (HTTP ${status})`, err);
+      }
+      const code = (err as { code?: string }).code ?? (err as Error).name;
+      throw new S3Error("network", `failed to ${what} ${this.where}: ${code} ${(err as Error).message}`, err);
+    }
+  }
+}

@@ -1,0 +1,191 @@
+// `gitsync backup sync` with the environment existing CronJobs set, against versitygw (a
+// real S3 server) and the git smart-HTTP server; plus the engine in-process for a push race.
+
+import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
+import { runBackupSync } from "../../src/backup/engine.js";
+import { GitRepository } from "../../src/git/repo.js";
+import { Bucket } from "../../src/s3/bucket.js";
+import { env, ROOT } from "./setup.js";
+
+const CLUSTERS = ["production-east", "production-west", "staging"];
+const NAMESPACES = ["default", "payments", "web"];
+const RESOURCES = ["deployments", "services", "configmaps", "secrets"];
+
+function manifest(cluster: string, ns: string, kind: string, name: string, revision = 1): string {
+  return `apiVersion: v1\nkind: ${kind}\nmetadata:\n  name: ${name}\n  namespace: ${ns}\n  labels: {cluster: ${cluster}}\n  annotations: {backup/revision: "${revision}"}\nspec:\n  replicas: ${revision}\n`;
+}
+
+describe("gitsync backup sync (versitygw and git http-backend)", function () {
+  let s3: S3Client;
+  let bucketName: string;
+  let counter = 0;
+
+  before(() => {
+    s3 = new S3Client({ endpoint: env().s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey } });
+  });
+  after(() => s3.destroy());
+
+  async function freshBucket(): Promise<Map<string, string>> {
+    bucketName = `backups-${Date.now().toString(36)}-${counter++}`;
+    await s3.send(new CreateBucketCommand({ Bucket: bucketName }));
+    const objects = new Map<string, string>();
+    for (const cluster of CLUSTERS)
+      for (const ns of NAMESPACES)
+        for (const kind of RESOURCES)
+          for (const i of [1, 2]) objects.set(`clusterbackup/${cluster}/${ns}/${kind}/${kind.slice(0, -1)}-${i}.yaml`, manifest(cluster, ns, kind, `${kind}-${i}`));
+    await Promise.all([...objects].map(([Key, Body]) => s3.send(new PutObjectCommand({ Bucket: bucketName, Key, Body }))));
+    return objects;
+  }
+
+  const put = (key: string, body: string): Promise<unknown> => s3.send(new PutObjectCommand({ Bucket: bucketName, Key: key, Body: body }));
+  const remove = (key: string): Promise<unknown> => s3.send(new DeleteObjectCommand({ Bucket: bucketName, Key: key }));
+
+  function cronjobEnv(repo: string, more: Record<string, string> = {}): Record<string, string> {
+    return {
+      MINIO_ENDPOINT: env().s3.endpoint.replace("http://", ""),
+      MINIO_ACCESS_KEY: env().s3.accessKey,
+      MINIO_SECRET_KEY: env().s3.secretKey,
+      MINIO_BUCKET: bucketName,
+      MINIO_USE_SSL: "false",
+      GIT_REPOSITORY: env().git.url(repo),
+      GIT_BRANCH: "main",
+      GIT_USERNAME: env().git.username,
+      GIT_EMAIL: "backup@example.com",
+      GIT_TOKEN: env().git.password,
+      WORK_DIR: mkdtempSync(path.join(os.tmpdir(), "gitsync-backup-e2e-")),
+      RETRY_ATTEMPTS: "1",
+      RETRY_DELAY: "1",
+      ...more,
+    };
+  }
+
+  function sync(envVars: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string; records: Record<string, unknown>[] }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [path.join(ROOT, "dist/src/main.js"), "backup", "sync", ...args], { env: { PATH: process.env.PATH, ...envVars } }, (err, stdout, stderr) => {
+        const records = stdout.split("\n").flatMap((l) => {
+          try {
+            return [JSON.parse(l) as Record<string, unknown>];
+          } catch {
+            return [];
+          }
+        });
+        resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr, records });
+      });
+    });
+  }
+
+  const tree = (repo: string): string[] => env().git.git(repo, "ls-tree", "-r", "--name-only", "main").split("\n");
+  const result = (records: Record<string, unknown>[]): Record<string, unknown> | undefined => records.find((r) => r.message === "Pushed backup commit" || r.message === "Backup already up to date");
+
+  it("mirrors the bucket incrementally: exact change counts, only changed objects downloaded, no empty commits", async () => {
+    const objects = await freshBucket();
+    env().git.createRepo("backup-main");
+    const vars = cronjobEnv("backup-main");
+    const first = await sync(vars);
+    assert.equal(first.code, 0, first.stdout + first.stderr);
+    const message = env().git.git("backup-main", "log", "-1", "--format=%B", "main");
+    assert.match(message, /^Automated backup sync - \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n\nClusters processed: 3\n- production-east: 24 files\n- production-west: 24 files\n- staging: 24 files\n\nTotal files: 72\nChanges: 72 new, 0 modified, 0 deleted/);
+    assert.deepEqual(tree("backup-main"), [".gitsync/backup-index.json", ...[...objects.keys()].sort()]);
+
+    const added = ["a", "b", "c", "d"].map((n) => `clusterbackup/staging/web/configmaps/new-${n}.yaml`);
+    const modified = [...objects.keys()].slice(0, 3);
+    const deleted = [...objects.keys()].slice(10, 12);
+    await Promise.all([...added.map((k) => put(k, manifest("staging", "web", "ConfigMap", k))), ...modified.map((k) => put(k, `${objects.get(k)}# changed\n`)), ...deleted.map(remove)]);
+    const second = await sync(vars);
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(env().git.git("backup-main", "log", "-1", "--format=%B", "main"), /Changes: 4 new, 3 modified, 2 deleted/);
+    assert.equal(result(second.records)?.downloaded, 7, "only the changed objects were downloaded");
+    const expected = new Set([...objects.keys(), ...added].filter((k) => !deleted.includes(k)));
+    assert.deepEqual(tree("backup-main"), [".gitsync/backup-index.json", ...[...expected].sort()]);
+    assert.equal(env().git.git("backup-main", "show", `main:${modified[0]}`), `${objects.get(modified[0] as string)}# changed`.trimEnd());
+
+    const head = env().git.git("backup-main", "rev-parse", "main");
+    const third = await sync(vars);
+    assert.equal(result(third.records)?.message, "Backup already up to date");
+    assert.equal(result(third.records)?.downloaded, 0);
+    assert.equal(env().git.git("backup-main", "rev-parse", "main"), head, "nothing changed: no commit");
+  });
+
+  it("deletes nothing when the bucket comes back empty", async () => {
+    const objects = await freshBucket();
+    env().git.createRepo("backup-empty");
+    const vars = cronjobEnv("backup-empty");
+    assert.equal((await sync(vars)).code, 0);
+    const head = env().git.git("backup-empty", "rev-parse", "main");
+    await Promise.all([...objects.keys()].map(remove));
+    const run = await sync(vars);
+    assert.equal(run.code, 0);
+    assert.ok(run.records.some((r) => r.message === "Refused to prune" && /is empty while the repository holds 72 files/.test(String(r.reason))));
+    assert.equal(env().git.git("backup-empty", "rev-parse", "main"), head);
+  });
+
+  it("honours include/exclude and commits encrypted files that decrypt to the original bytes", async () => {
+    const objects = await freshBucket();
+    env().git.createRepo("backup-enc");
+    const identity = await generateX25519Identity();
+    const recipient = await identityToRecipient(identity);
+    const run = await sync(cronjobEnv("backup-enc"), "--include", "clusterbackup/staging/**", "--exclude", "**/services/**", "--encrypt-include", "**/secrets/**", "--encrypt-recipient", recipient);
+    assert.equal(run.code, 0, run.stderr);
+    const files = tree("backup-enc").filter((f) => !f.startsWith(".gitsync"));
+    assert.ok(files.every((f) => f.startsWith("clusterbackup/staging/") && !f.includes("/services/")));
+    assert.equal(files.length, 3 * 3 * 2);
+    const secret = "clusterbackup/staging/payments/secrets/secret-1.yaml";
+    assert.ok(files.includes(`${secret}.age`) && !files.includes(secret));
+    const bare = path.join(env().git.root, "backup-enc.git");
+    const ciphertext = await new Promise<Buffer>((resolve, reject) =>
+      execFile("git", ["-C", bare, "show", `main:${secret}.age`], { encoding: "buffer" }, (err, stdout) => (err ? reject(new Error(err.message)) : resolve(stdout))),
+    );
+    const decrypter = new Decrypter();
+    decrypter.addIdentity(identity);
+    assert.equal(await decrypter.decrypt(ciphertext, "text"), objects.get(secret));
+
+    const head = env().git.git("backup-enc", "rev-parse", "main");
+    await sync(cronjobEnv("backup-enc"), "--include", "clusterbackup/staging/**", "--exclude", "**/services/**", "--encrypt-include", "**/secrets/**", "--encrypt-recipient", recipient);
+    assert.equal(env().git.git("backup-enc", "rev-parse", "main"), head, "unchanged sources are not re-encrypted");
+  });
+
+  it("keeps both histories when someone else pushes during the sync", async () => {
+    await freshBucket();
+    env().git.createRepo("backup-race", { "README.md": "backups\n" });
+    let pushedTheirs = false;
+    class RacingBucket extends Bucket {
+      override async get(key: string, signal?: AbortSignal): Promise<Uint8Array> {
+        if (!pushedTheirs) {
+          pushedTheirs = true;
+          env().git.commitFiles("backup-race", { "NOTES.md": "theirs\n" }, "Their commit");
+        }
+        return super.get(key, signal);
+      }
+    }
+    const bucket = new RacingBucket({ endpoint: env().s3.endpoint, bucket: bucketName }, { accessKey: env().s3.accessKey, secretKey: env().s3.secretKey });
+    const repo = new GitRepository(env().git.url("backup-race"), mkdtempSync(path.join(os.tmpdir(), "gitsync-race-")), { username: env().git.username, password: env().git.password });
+    const options = { prefix: "clusterbackup/", destPath: "", include: [], exclude: [], prune: true, maxDeletePercent: 50, encrypt: [] };
+    const synced = await runBackupSync({ bucket, repo, branch: "main", author: { name: "b", email: "b@example.com" }, options, recipients: [], concurrency: 4, dryRun: false });
+    bucket.close();
+    assert.ok(synced.commit);
+    assert.deepEqual(env().git.git("backup-race", "log", "--format=%s", "main").split("\n").slice(1), ["Their commit", "Initial commit"]);
+    assert.ok(tree("backup-race").includes("NOTES.md"));
+    assert.equal(synced.downloaded, 72, "the retry reused the downloads");
+  });
+
+  it("fails with a clear error and no secret when the S3 credentials are wrong", async () => {
+    await freshBucket();
+    env().git.createRepo("backup-creds");
+    const wrong = "wrong-secret-key-8c7d6e";
+    const run = await sync(cronjobEnv("backup-creds", { MINIO_SECRET_KEY: wrong }));
+    assert.equal(run.code, 1);
+    assert.match(run.stdout, /access denied to s3 bucket backups-\S+ at http:\/\/127\.0\.0\.1:\d+/);
+    assert.ok(!run.stdout.includes(wrong) && !run.stderr.includes(wrong) && !run.stdout.includes(env().git.password));
+  });
+
+  it("answers the health check", async () => {
+    const run = await sync({}, "--health-check");
+    assert.deepEqual([run.code, run.stdout], [0, "OK\n"]);
+  });
+});
