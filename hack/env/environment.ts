@@ -146,11 +146,17 @@ export class Environment {
     await proc.waitUntil(async () => (await fetch(`${this.etcdEndpoint}/health`)).ok, 30_000);
   }
 
-  private async startS3(): Promise<void> {
-    const port = await freePort();
+  /** Stops only the S3 server (its data stays), to test outages. */
+  async stopS3(): Promise<void> {
+    await this.processes.get("versitygw")?.stop();
+  }
+
+  /** Starts the S3 server, again on the same port and data after stopS3(). */
+  async startS3(): Promise<void> {
+    const port = this.s3.endpoint ? Number(new URL(this.s3.endpoint).port) : await freePort();
     this.s3.endpoint = `http://127.0.0.1:${port}`;
     const data = path.join(this.dir, "s3");
-    mkdirSync(data);
+    mkdirSync(data, { recursive: true });
     const proc = this.spawn("versitygw", ["--access", this.s3.accessKey, "--secret", this.s3.secretKey, "--port", `127.0.0.1:${port}`, "--quiet", "posix", data]);
     // Any HTTP answer (403 for an unsigned request) means the gateway serves.
     await proc.waitUntil(async () => (await fetch(this.s3.endpoint)).status > 0, 30_000);

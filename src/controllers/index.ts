@@ -2,6 +2,7 @@
 
 import type { WorkDirs } from "../git/workdir.js";
 import type { AnyController } from "../runtime/manager.js";
+import { clusterBackupSyncController } from "./clusterbackupsync/controller.js";
 import { serviceHandshakeController } from "./servicehandshake/controller.js";
 
 export interface ControllerDeps {
@@ -9,5 +10,5 @@ export interface ControllerDeps {
 }
 
 export function controllers(deps: ControllerDeps): AnyController[] {
-  return [serviceHandshakeController(deps.workDirs)];
+  return [serviceHandshakeController(deps.workDirs), clusterBackupSyncController(deps.workDirs)];
 }

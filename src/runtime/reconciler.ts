@@ -48,7 +48,7 @@ export interface ReconcileContext<Spec extends CommonSpec, Status extends Common
   readonly signal: AbortSignal;
   /** The Ready reason and message when every step succeeds. */
   result: { reason: string; message: string };
-  /** Requeue sooner than spec.interval (e.g. at the next cron time). */
+  /** When the next pass is due, instead of spec.interval (e.g. the next cron time). */
   requeueAfterMs?: number;
   /** Records an event for a new result (a commit pushed, a handshake changed). */
   event(type: EventType, reason: string, note: string): void;
@@ -183,7 +183,8 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
       case "retrying":
         return { failed: true };
       case "success":
-        return { requeueAfterMs: withJitter(Math.min(requeueAfterMs ?? intervalMs, intervalMs)) };
+        // A step may set the next pass (e.g. a cron schedule); otherwise spec.interval.
+        return { requeueAfterMs: withJitter(requeueAfterMs ?? intervalMs, requeueAfterMs === undefined ? 0.1 : 0) };
     }
   }
 

@@ -6,20 +6,13 @@ import { execFile } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { S3Client } from "@aws-sdk/client-s3";
 import { Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 import { runBackupSync } from "../../src/backup/engine.js";
 import { GitRepository } from "../../src/git/repo.js";
 import { Bucket } from "../../src/s3/bucket.js";
+import { BackupBucket, manifest } from "./fixtures/backups.js";
 import { env, ROOT } from "./setup.js";
-
-const CLUSTERS = ["production-east", "production-west", "staging"];
-const NAMESPACES = ["default", "payments", "web"];
-const RESOURCES = ["deployments", "services", "configmaps", "secrets"];
-
-function manifest(cluster: string, ns: string, kind: string, name: string, revision = 1): string {
-  return `apiVersion: v1\nkind: ${kind}\nmetadata:\n  name: ${name}\n  namespace: ${ns}\n  labels: {cluster: ${cluster}}\n  annotations: {backup/revision: "${revision}"}\nspec:\n  replicas: ${revision}\n`;
-}
 
 describe("gitsync backup sync (versitygw and git http-backend)", function () {
   let s3: S3Client;
@@ -31,20 +24,17 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
   });
   after(() => s3.destroy());
 
+  let backups: BackupBucket;
+
   async function freshBucket(): Promise<Map<string, string>> {
     bucketName = `backups-${Date.now().toString(36)}-${counter++}`;
-    await s3.send(new CreateBucketCommand({ Bucket: bucketName }));
-    const objects = new Map<string, string>();
-    for (const cluster of CLUSTERS)
-      for (const ns of NAMESPACES)
-        for (const kind of RESOURCES)
-          for (const i of [1, 2]) objects.set(`clusterbackup/${cluster}/${ns}/${kind}/${kind.slice(0, -1)}-${i}.yaml`, manifest(cluster, ns, kind, `${kind}-${i}`));
-    await Promise.all([...objects].map(([Key, Body]) => s3.send(new PutObjectCommand({ Bucket: bucketName, Key, Body }))));
-    return objects;
+    const created = await BackupBucket.create(s3, bucketName);
+    backups = created.bucket;
+    return created.objects;
   }
 
-  const put = (key: string, body: string): Promise<unknown> => s3.send(new PutObjectCommand({ Bucket: bucketName, Key: key, Body: body }));
-  const remove = (key: string): Promise<unknown> => s3.send(new DeleteObjectCommand({ Bucket: bucketName, Key: key }));
+  const put = (key: string, body: string): Promise<unknown> => backups.put(key, body);
+  const remove = (key: string): Promise<unknown> => backups.remove(key);
 
   function cronjobEnv(repo: string, more: Record<string, string> = {}): Record<string, string> {
     return {

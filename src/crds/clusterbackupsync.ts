@@ -1,0 +1,64 @@
+// ClusterBackupSync (cbs): a git repo holds exactly the backup files that clusters wrote to
+// an S3 bucket, as reviewable commits.
+
+import { z } from "zod";
+import { commonSpecFields, commonStatusFields, gitUrl, s3Location, secretRef, type KindDefinition } from "./common.js";
+
+export const clusterBackupSyncSpec = z.object({
+  ...commonSpecFields,
+  source: s3Location.extend({ prefix: z.string().default("clusterbackup/") }),
+  destination: z.object({
+    url: gitUrl,
+    branch: z.string().min(1).default("main"),
+    secretRef: secretRef.optional(),
+    path: z.string().default("").describe("Folder in the repo; keys are kept as they are below it."),
+    author: z.object({ name: z.string().min(1), email: z.string().min(3) }).default({ name: "gitsync-operator", email: "gitsync-operator@gitsync.dev" }),
+  }),
+  schedule: z
+    .string()
+    .regex(/^(\S+\s+){4}\S+$/, "must be a 5-field cron expression")
+    .optional()
+    .describe("5-field cron; when set, syncs run at these times rather than every interval."),
+  timeZone: z.string().optional(),
+  include: z.array(z.string()).default([]).describe("Globs over keys to include (default all)."),
+  exclude: z.array(z.string()).default([]).describe("Globs over keys to leave out, e.g. **/secrets/**."),
+  prune: z.boolean().default(true),
+  maxDeletePercent: z.number().int().min(0).max(100).default(50),
+  encryption: z
+    .object({ recipients: z.array(z.string().regex(/^age1[0-9a-z]+$/, "must be an age public key (age1...)")).min(1), include: z.array(z.string()).min(1) })
+    .optional()
+    .describe("Files matching include are committed as <path>.age, encrypted to the recipients."),
+  concurrency: z.number().int().min(1).max(64).default(10),
+  dryRun: z.boolean().default(false),
+});
+
+export const clusterBackupSyncStatus = z.object({
+  ...commonStatusFields,
+  lastSyncTime: z.string().optional(),
+  lastSuccessfulSyncTime: z.string().optional(),
+  nextSyncTime: z.string().optional(),
+  lastCommit: z.string().optional(),
+  revision: z.string().optional(),
+  files: z.number().int().optional(),
+  clusters: z.array(z.object({ name: z.string(), files: z.number().int() })).optional(),
+  lastChanges: z.object({ added: z.number().int(), modified: z.number().int(), deleted: z.number().int() }).optional(),
+});
+
+export type ClusterBackupSyncSpec = z.infer<typeof clusterBackupSyncSpec>;
+export type ClusterBackupSyncStatus = z.infer<typeof clusterBackupSyncStatus>;
+
+export const clusterBackupSyncKind: KindDefinition = {
+  kind: "ClusterBackupSync",
+  plural: "clusterbackupsyncs",
+  singular: "clusterbackupsync",
+  shortNames: ["cbs"],
+  spec: clusterBackupSyncSpec,
+  status: clusterBackupSyncStatus,
+  columns: [
+    { name: "Last Sync", type: "date", jsonPath: ".status.lastSuccessfulSyncTime" },
+    { name: "Files", type: "integer", jsonPath: ".status.files" },
+    { name: "Commit", type: "string", jsonPath: ".status.lastCommit" },
+  ],
+};
+
+export const CLUSTER_BACKUP_SYNC_RESOURCE = { group: "gitsync.dev", version: "v1alpha1", plural: "clusterbackupsyncs", namespaced: true };

@@ -1,0 +1,124 @@
+// ClusterBackupSync through the real operator: versitygw as the bucket, the git server as
+// the destination, status and conditions read back from the real API server.
+
+import assert from "node:assert/strict";
+import { S3Client } from "@aws-sdk/client-s3";
+import { stringify } from "yaml";
+import { CLUSTER_BACKUP_SYNC_RESOURCE, type ClusterBackupSyncStatus } from "../../src/crds/clusterbackupsync.js";
+import { resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
+import { BackupBucket } from "./fixtures/backups.js";
+import { eventually, OperatorProcess } from "./helpers.js";
+import { assertStatusConventions } from "./kstatus.js";
+import { adminClient, env, kubectlOk } from "./setup.js";
+
+interface Cbs {
+  metadata: { generation: number };
+  status?: ClusterBackupSyncStatus;
+}
+
+describe("ClusterBackupSync (real operator, versitygw and git server)", function () {
+  const ns = "cbs-e2e";
+  let kube: KubeClient;
+  let s3: S3Client;
+  let operator: OperatorProcess;
+
+  before(async () => {
+    kube = adminClient();
+    s3 = new S3Client({ endpoint: env().s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey } });
+    await kubectlOk(["create", "namespace", ns]);
+    await kubectlOk(["create", "secret", "generic", "s3", "-n", ns, `--from-literal=accesskey=${env().s3.accessKey}`, `--from-literal=secretkey=${env().s3.secretKey}`]);
+    await kubectlOk(["create", "secret", "generic", "s3-wrong", "-n", ns, `--from-literal=accesskey=${env().s3.accessKey}`, "--from-literal=secretkey=wrong-s3-secret-4242"]);
+    await kubectlOk(["create", "secret", "generic", "git", "-n", ns, `--from-literal=username=${env().git.username}`, `--from-literal=password=${env().git.password}`]);
+    operator = OperatorProcess.start({ entry: "gitsync" });
+  });
+
+  after(async () => {
+    await operator.stop();
+    s3.destroy();
+    kube.close();
+  });
+
+  function apply(name: string, bucket: string, extra: Record<string, unknown> = {}, s3Secret = "s3"): Promise<string> {
+    const spec = {
+      interval: "2s",
+      source: { endpoint: env().s3.endpoint, bucket, insecure: true, secretRef: { name: s3Secret } },
+      destination: { url: env().git.url(name), branch: "main", secretRef: { name: "git" } },
+      ...extra,
+    };
+    return kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: "ClusterBackupSync", metadata: { name, namespace: ns }, spec }));
+  }
+
+  const get = (name: string): Promise<Cbs> => kube.request<Cbs>("GET", resourcePath(CLUSTER_BACKUP_SYNC_RESOURCE, ns, name));
+  const condition = (cbs: Cbs, type: string): { status: string; reason: string; message: string } | undefined => cbs.status?.conditions?.find((c) => c.type === type);
+
+  async function waitFor(name: string, status: string, reason: string, timeoutMs = 30_000): Promise<Cbs> {
+    return eventually(async () => {
+      const cbs = await get(name);
+      assert.deepEqual([condition(cbs, "Ready")?.status, condition(cbs, "Ready")?.reason], [status, reason], JSON.stringify(cbs.status?.conditions));
+      assertStatusConventions(cbs);
+      return cbs;
+    }, timeoutMs);
+  }
+
+  it("syncs the bucket into the repo and reports it in status and kubectl columns", async () => {
+    await BackupBucket.create(s3, "cbs-first");
+    env().git.createRepo("cbs-first");
+    await apply("cbs-first", "cbs-first");
+    const waited = await env().kubectl(["wait", "-n", ns, "--for=condition=Ready", "--timeout=60s", "cbs/cbs-first"]);
+    assert.equal(waited.code, 0, waited.stderr);
+    const cbs = await waitFor("cbs-first", "True", "Synced");
+    assert.equal(cbs.status?.files, 72);
+    assert.deepEqual(cbs.status?.clusters?.map((c) => c.files), [24, 24, 24]);
+    assert.equal(cbs.status?.lastCommit, env().git.git("cbs-first", "rev-parse", "main"));
+    assert.match(cbs.status?.revision ?? "", /^sha256:[0-9a-f]{64}$/);
+    assert.ok(cbs.status?.nextSyncTime && cbs.status.lastSuccessfulSyncTime);
+    const table = await kubectlOk(["get", "cbs", "-n", ns, "cbs-first"]);
+    assert.match(table.split("\n")[0] ?? "", /^NAME\s+READY\s+LAST SYNC\s+FILES\s+COMMIT\s+AGE\s+STATUS$/);
+    assert.match(table, /cbs-first\s+True\s+\S+\s+72\s+[0-9a-f]{40}/);
+    // Passes every 2s with nothing new: still one backup commit.
+    await new Promise((r) => setTimeout(r, 5000));
+    assert.equal(env().git.git("cbs-first", "rev-list", "--count", "main"), "1");
+  });
+
+  it("goes Ready False with FetchFailed while the S3 server is down, and recovers when it is back", async () => {
+    const { bucket } = await BackupBucket.create(s3, "cbs-outage");
+    env().git.createRepo("cbs-outage");
+    await apply("cbs-outage", "cbs-outage");
+    await waitFor("cbs-outage", "True", "Synced");
+    await env().stopS3();
+    try {
+      const down = await waitFor("cbs-outage", "False", "FetchFailed");
+      assert.match(condition(down, "Ready")?.message ?? "", /s3 bucket cbs-outage at http:\/\/127\.0\.0\.1:\d+/);
+    } finally {
+      await env().startS3();
+    }
+    await bucket.put("clusterbackup/staging/web/configmaps/after-outage.yaml", "kind: ConfigMap\n");
+    await eventually(async () => {
+      const up = await waitFor("cbs-outage", "True", "Synced");
+      assert.equal(up.status?.files, 73);
+    }, 60_000);
+  });
+
+  it("reports wrong S3 credentials clearly, with no secret in status, events or logs", async () => {
+    await BackupBucket.create(s3, "cbs-creds");
+    env().git.createRepo("cbs-creds");
+    await apply("cbs-creds", "cbs-creds", {}, "s3-wrong");
+    const cbs = await waitFor("cbs-creds", "False", "FetchFailed");
+    assert.match(condition(cbs, "Ready")?.message ?? "", /access denied to s3 bucket cbs-creds/);
+    const events = await kube.request<KubeList<unknown>>("GET", `/apis/events.k8s.io/v1/namespaces/${ns}/events`);
+    const everything = [JSON.stringify(cbs), JSON.stringify(events), operator.lines.join("\n")].join("\n");
+    for (const secret of ["wrong-s3-secret-4242", env().s3.secretKey, env().git.password]) assert.ok(!everything.includes(secret));
+  });
+
+  it("refuses to prune when the bucket comes back empty: PruneRefused, nothing deleted", async () => {
+    const { bucket, objects } = await BackupBucket.create(s3, "cbs-empty");
+    env().git.createRepo("cbs-empty");
+    await apply("cbs-empty", "cbs-empty");
+    await waitFor("cbs-empty", "True", "Synced");
+    const head = env().git.git("cbs-empty", "rev-parse", "main");
+    await Promise.all([...objects.keys()].map((k) => bucket.remove(k)));
+    const refused = await waitFor("cbs-empty", "False", "PruneRefused");
+    assert.match(condition(refused, "PruneRefused")?.message ?? "", /empty while the repository holds 72 files/);
+    assert.equal(env().git.git("cbs-empty", "rev-parse", "main"), head, "nothing deleted");
+  });
+});
