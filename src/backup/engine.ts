@@ -1,19 +1,19 @@
-// One ClusterBackupSync run: list the bucket, read the previous index and files from the
-// kept clone, plan (pure), download only what changed with bounded concurrency, encrypt
-// what must be, and commit + push the whole change at once. The remote only ever sees
-// whole commits: a run killed at any point leaves it as it was, and the next run makes
-// the same single commit. Shared by the controller and `gitsync backup sync`.
+// One ClusterBackupSync run: list the bucket, read the previous index and files at the
+// destination, plan (pure), download only what changed with bounded concurrency, encrypt
+// what must be, and apply the whole change at once. For a git destination the remote only
+// ever sees whole commits: a run killed at any point leaves it as it was, and the next run
+// makes the same single commit. Shared by the controller and `gitsync backup sync`.
 
+import { existsSync } from "node:fs";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { Encrypter } from "age-encryption";
-import type { GitRepository, Author } from "../git/repo.js";
+import type { Author, GitRepository } from "../git/repo.js";
 import type { Bucket } from "../s3/bucket.js";
-import { classifyByContent, commitMessage, gitBlobId, indexDigest, indexPath, isEncrypted, parseIndex, planSync, renderIndex, repoPath, selectKeys, type PlanOptions } from "./plan.js";
+import { classifyByContent, commitMessage, gitBlobId, indexDigest, indexPath, isEncrypted, parseIndex, planSync, renderIndex, repoPath, selectKeys, type Index, type PlanOptions } from "./plan.js";
 
 export interface SyncRequest {
   bucket: Bucket;
-  repo: GitRepository;
-  branch: string;
-  author: Author;
   options: PlanOptions;
   /** age public keys for options.encrypt. */
   recipients: string[];
@@ -35,52 +35,90 @@ export interface SyncResult {
   pruneRefused?: string;
 }
 
-export async function runBackupSync(req: SyncRequest): Promise<SyncResult> {
-  const { bucket, repo, options } = req;
-  const listing = selectKeys(await bucket.list(options.prefix, req.signal), options);
-  let result: SyncResult | undefined;
-  // A rejected push re-runs the change on the new head; what was downloaded stays downloaded.
+/** What the destination holds: blob ids by path (below destPath) and the index text. */
+interface Destination {
+  files: Map<string, string>;
+  indexText: string | undefined;
+}
+
+/** Mirrors the bucket into a git branch as one commit, re-applied on a moved head. */
+export async function runBackupSync(req: SyncRequest & { repo: GitRepository; branch: string; author: Author }): Promise<SyncResult> {
+  const { repo, options } = req;
+  const listing = selectKeys(await req.bucket.list(options.prefix, req.signal), options);
   const downloaded = new Map<string, Uint8Array>();
+  let result: SyncResult | undefined;
   const pushed = await repo.commit({
     branch: req.branch,
     author: req.author,
     message: () => commitMessage({ clusters: result?.clusters ?? [], files: result?.files ?? 0, deleted: result?.deleted ?? 0 }, { added: result?.added ?? 0, modified: result?.modified ?? 0 }, req.now ?? new Date()),
-    // Runs again on the new head when someone else pushed first.
+    // Runs again on the new head when someone else pushed first; downloads are reused.
     change: async (head) => {
       const tree = head ? await repo.listTree(head, options.destPath) : new Map<string, { oid: string }>();
-      const indexFile = indexPath(options.destPath);
-      const previousText = head ? await repo.readFile(head, indexFile) : undefined;
-      const previous = parseIndex(previousText && new TextDecoder().decode(previousText));
-      tree.delete(indexFile);
-      const plan = planSync(listing, previous, new Set(tree.keys()), options);
-      const downloads = await downloadAll(bucket, plan.download, req.concurrency, downloaded, req.signal);
-      let { added, modified } = plan;
-      if (plan.compareByContent) {
-        const ids = new Map([...downloads].map(([key, bytes]) => [key, gitBlobId(bytes)]));
-        ({ added, modified } = classifyByContent(ids, new Map([...tree].map(([p, e]) => [p, e.oid])), options));
-      }
-      const changes = new Map<string, Uint8Array | null>();
-      for (const key of [...added, ...modified]) {
-        const bytes = downloads.get(key) as Uint8Array;
-        changes.set(repoPath(key, options), isEncrypted(key, options.encrypt) ? await encrypt(bytes, req.recipients) : bytes);
-      }
-      for (const file of plan.deleted) changes.set(file, null);
-      const index = renderIndex(plan.nextIndex, options.prefix);
-      if (changes.size > 0 || previousText === undefined || new TextDecoder().decode(previousText) !== index) changes.set(indexFile, new TextEncoder().encode(index));
-      result = {
-        revision: indexDigest(plan.nextIndex),
-        files: plan.files,
-        clusters: plan.clusters,
-        added: added.length,
-        modified: modified.length,
-        deleted: plan.deleted.length,
-        downloaded: downloads.size,
-        pruneRefused: plan.pruneRefused,
-      };
-      return req.dryRun ? new Map() : changes;
+      const indexBytes = head ? await repo.readFile(head, indexPath(options.destPath)) : undefined;
+      tree.delete(indexPath(options.destPath));
+      const destination = { files: new Map([...tree].map(([p, e]) => [p, e.oid])), indexText: indexBytes && new TextDecoder().decode(indexBytes) };
+      const computed = await computeChanges(req, listing, destination, downloaded);
+      result = computed.result;
+      return req.dryRun ? new Map() : computed.changes;
     },
   });
   return { ...(result as SyncResult), commit: pushed.commit };
+}
+
+/** Download-only: mirrors the bucket into a folder (the old CronJob's WORK_DIR without GIT_REPOSITORY). */
+export async function runBackupToDirectory(req: SyncRequest & { dir: string }): Promise<SyncResult> {
+  const listing = selectKeys(await req.bucket.list(req.options.prefix, req.signal), req.options);
+  const files = new Map<string, string>();
+  for (const file of await walk(req.dir)) {
+    if (file !== indexPath(req.options.destPath)) files.set(file, gitBlobId(await readFile(path.join(req.dir, file))));
+  }
+  const indexFile = path.join(req.dir, indexPath(req.options.destPath));
+  const indexText = existsSync(indexFile) ? await readFile(indexFile, "utf8") : undefined;
+  const { changes, result } = await computeChanges(req, listing, { files, indexText }, new Map());
+  if (req.dryRun) return result;
+  for (const [file, bytes] of changes) {
+    const target = path.join(req.dir, file);
+    if (bytes === null) {
+      await rm(target, { force: true });
+      continue;
+    }
+    // Write then rename, so a killed run never leaves a half-written file.
+    await mkdir(path.dirname(target), { recursive: true });
+    await writeFile(`${target}.tmp`, bytes);
+    await rename(`${target}.tmp`, target);
+  }
+  return result;
+}
+
+/** The plan applied to the destination's state: path → new bytes or null, and the summary. */
+async function computeChanges(req: SyncRequest, listing: Index, destination: Destination, cache: Map<string, Uint8Array>): Promise<{ changes: Map<string, Uint8Array | null>; result: SyncResult }> {
+  const { options } = req;
+  const previous = parseIndex(destination.indexText);
+  const plan = planSync(listing, previous, new Set(destination.files.keys()), options);
+  const downloads = await downloadAll(req.bucket, plan.download, req.concurrency, cache, req.signal);
+  let { added, modified } = plan;
+  if (plan.compareByContent) {
+    ({ added, modified } = classifyByContent(new Map([...downloads].map(([key, bytes]) => [key, gitBlobId(bytes)])), destination.files, options));
+  }
+  const changes = new Map<string, Uint8Array | null>();
+  for (const key of [...added, ...modified]) {
+    const bytes = downloads.get(key) as Uint8Array;
+    changes.set(repoPath(key, options), isEncrypted(key, options.encrypt) ? await encrypt(bytes, req.recipients) : bytes);
+  }
+  for (const file of plan.deleted) changes.set(file, null);
+  const index = renderIndex(plan.nextIndex, options.prefix);
+  if (changes.size > 0 || destination.indexText !== index) changes.set(indexPath(options.destPath), new TextEncoder().encode(index));
+  const result: SyncResult = {
+    revision: indexDigest(plan.nextIndex),
+    files: plan.files,
+    clusters: plan.clusters,
+    added: added.length,
+    modified: modified.length,
+    deleted: plan.deleted.length,
+    downloaded: downloads.size,
+    pruneRefused: plan.pruneRefused,
+  };
+  return { changes, result };
 }
 
 async function downloadAll(bucket: Bucket, keys: string[], concurrency: number, cache: Map<string, Uint8Array>, signal?: AbortSignal): Promise<Map<string, Uint8Array>> {
@@ -102,4 +140,16 @@ async function encrypt(bytes: Uint8Array, recipients: string[]): Promise<Uint8Ar
   const encrypter = new Encrypter();
   for (const recipient of recipients) encrypter.addRecipient(recipient);
   return encrypter.encrypt(bytes);
+}
+
+/** Every file below dir, as relative paths with forward slashes. */
+async function walk(dir: string, base = ""): Promise<string[]> {
+  if (!existsSync(dir)) return [];
+  const out: string[] = [];
+  for (const entry of await readdir(path.join(dir, base), { withFileTypes: true })) {
+    const rel = base ? `${base}/${entry.name}` : entry.name;
+    if (entry.isDirectory()) out.push(...(await walk(dir, rel)));
+    else if (entry.isFile() && !entry.name.endsWith(".tmp")) out.push(rel);
+  }
+  return out;
 }

@@ -5,7 +5,7 @@
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { runBackupSync } from "../backup/engine.js";
+import { runBackupSync, runBackupToDirectory } from "../backup/engine.js";
 import { GitRepository } from "../git/repo.js";
 import { WorkDirs } from "../git/workdir.js";
 import { sleep } from "../runtime/backoff.js";
@@ -36,7 +36,7 @@ Options (environment variable in brackets):
   --encrypt-recipient KEY, --encrypt-include GLOB   commit matching files as <path>.age (repeatable)
   --concurrency N            parallel downloads (default 10)
   --dry-run                  compute and report; no push
-  --work-dir DIR             clone folder [WORK_DIR]
+  --work-dir DIR             clone folder; without a repository, the folder to mirror into [WORK_DIR]
   --retry-attempts N, --retry-delay DUR   [RETRY_ATTEMPTS (default 3), RETRY_DELAY (default 5s)]
   --health-check             print OK and exit
 `;
@@ -59,7 +59,6 @@ export async function runBackup(argv: string[], env: NodeJS.ProcessEnv = process
   const secretKey = values["secret-key"] ?? env.MINIO_SECRET_KEY;
   const repoUrl = values.repo ?? env.GIT_REPOSITORY;
   if (!endpoint || !accessKey || !secretKey) return usage("the S3 endpoint and credentials are required (MINIO_ENDPOINT, MINIO_ACCESS_KEY, MINIO_SECRET_KEY)");
-  if (!repoUrl) return usage("GIT_REPOSITORY (or --repo) is required; download-only mode is not supported by this command");
   registerSecret(secretKey);
   registerSecret(values.token ?? env.GIT_TOKEN);
 
@@ -68,17 +67,15 @@ export async function runBackup(argv: string[], env: NodeJS.ProcessEnv = process
   const bucket = new Bucket({ endpoint, bucket: values.bucket ?? env.MINIO_BUCKET ?? "cluster-backups", insecure: !ssl }, { accessKey, secretKey });
   const work = new WorkDirs(values["work-dir"] ?? env.WORK_DIR ?? path.join(os.tmpdir(), "gitsync-backup"));
   const username = values.username ?? env.GIT_USERNAME ?? "gitsync";
-  const repo = new GitRepository(repoUrl, work.cloneDir(repoUrl), { username, password: values.token ?? env.GIT_TOKEN });
+  const workDir = values["work-dir"] ?? env.WORK_DIR;
+  if (!repoUrl && !workDir) return usage("set GIT_REPOSITORY (or --repo), or WORK_DIR alone for a download-only mirror");
   const attempts = Number(values["retry-attempts"] ?? env.RETRY_ATTEMPTS ?? 3);
   const delayMs = retryDelay(values["retry-delay"] ?? env.RETRY_DELAY ?? "5s");
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await runBackupSync({
+        const common = {
           bucket,
-          repo,
-          branch: values.branch ?? env.GIT_BRANCH ?? "main",
-          author: { name: username, email: values.email ?? env.GIT_EMAIL ?? "gitsync@localhost" },
           options: {
             prefix: values.prefix ?? "clusterbackup/",
             destPath: values.path ?? "",
@@ -91,8 +88,18 @@ export async function runBackup(argv: string[], env: NodeJS.ProcessEnv = process
           recipients: values["encrypt-recipient"] ?? [],
           concurrency: Number(values.concurrency ?? 10),
           dryRun: values["dry-run"] ?? false,
-        });
-        log.info(result.commit ? "Pushed backup commit" : "Backup already up to date", { repo: safeUrl(repoUrl), ...result });
+        };
+        const result = repoUrl
+          ? await runBackupSync({
+              ...common,
+              repo: new GitRepository(repoUrl, work.cloneDir(repoUrl), { username, password: values.token ?? env.GIT_TOKEN }),
+              branch: values.branch ?? env.GIT_BRANCH ?? "main",
+              author: { name: username, email: values.email ?? env.GIT_EMAIL ?? "gitsync@localhost" },
+            })
+          : await runBackupToDirectory({ ...common, dir: workDir as string });
+        const changed = result.added + result.modified + result.deleted > 0;
+        const message = repoUrl ? (result.commit ? "Pushed backup commit" : "Backup already up to date") : changed ? "Wrote backup files" : "Backup already up to date";
+        log.info(message, { destination: repoUrl ? safeUrl(repoUrl) : workDir, ...result });
         if (result.pruneRefused) log.warn("Refused to prune", { reason: result.pruneRefused });
         return 0;
       } catch (err) {

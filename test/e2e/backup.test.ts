@@ -2,8 +2,8 @@
 // real S3 server) and the git smart-HTTP server; plus the engine in-process for a push race.
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { execFile, execFileSync, spawn } from "node:child_process";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
@@ -71,7 +71,7 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
   }
 
   const tree = (repo: string): string[] => env().git.git(repo, "ls-tree", "-r", "--name-only", "main").split("\n");
-  const result = (records: Record<string, unknown>[]): Record<string, unknown> | undefined => records.find((r) => r.message === "Pushed backup commit" || r.message === "Backup already up to date");
+  const result = (records: Record<string, unknown>[]): Record<string, unknown> | undefined => records.find((r) => ["Pushed backup commit", "Wrote backup files", "Backup already up to date"].includes(String(r.message)));
 
   it("mirrors the bucket incrementally: exact change counts, only changed objects downloaded, no empty commits", async () => {
     const objects = await freshBucket();
@@ -172,6 +172,41 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     assert.equal(run.code, 1);
     assert.match(run.stdout, /access denied to s3 bucket backups-\S+ at http:\/\/127\.0\.0\.1:\d+/);
     assert.ok(!run.stdout.includes(wrong) && !run.stderr.includes(wrong) && !run.stdout.includes(env().git.password));
+  });
+
+  it("mirrors into WORK_DIR when GIT_REPOSITORY is empty (download-only)", async () => {
+    const objects = await freshBucket();
+    const vars = cronjobEnv("unused", { GIT_REPOSITORY: "" });
+    assert.equal((await sync(vars)).code, 0);
+    const onDisk = (): string[] => execFileSync("find", [".", "-type", "f"], { cwd: vars.WORK_DIR, encoding: "utf8" }).trim().split("\n").map((f) => f.slice(2)).sort();
+    assert.deepEqual(onDisk(), [".gitsync/backup-index.json", ...[...objects.keys()].sort()]);
+    const [changed, gone] = [...objects.keys()];
+    await put(changed as string, "kind: Changed\n");
+    await remove(gone as string);
+    const second = await sync(vars);
+    assert.deepEqual([result(second.records)?.downloaded, result(second.records)?.modified, result(second.records)?.deleted], [1, 1, 1]);
+    assert.equal(readFileSync(path.join(vars.WORK_DIR as string, changed as string), "utf8"), "kind: Changed\n");
+    assert.ok(!onDisk().includes(gone as string));
+  });
+
+  it("leaves the remote whole when killed at any point, and the next run completes with one commit", async () => {
+    const objects = await freshBucket();
+    env().git.createRepo("backup-kill", { "README.md": "backups\n" });
+    const vars = cronjobEnv("backup-kill", { RETRY_ATTEMPTS: "1" });
+    const expected = [".gitsync/backup-index.json", "README.md", ...[...objects.keys()].sort()].sort();
+    for (const delayMs of [100, 300, 600, 900, 1200]) {
+      const child = spawn(process.execPath, [path.join(ROOT, "dist/src/main.js"), "backup", "sync", "--concurrency", "1"], { env: { PATH: process.env.PATH, ...vars }, stdio: "ignore" });
+      await new Promise((r) => setTimeout(r, delayMs));
+      child.kill("SIGKILL");
+      await new Promise((r) => child.once("exit", r));
+      const files = tree("backup-kill").sort();
+      // Either nothing arrived, or one whole commit did: never a partial tree.
+      assert.ok(files.join() === "README.md" || files.join() === expected.join(), `after a kill at ${delayMs} ms the remote holds ${files.length} files`);
+    }
+    assert.equal((await sync(vars)).code, 0);
+    assert.deepEqual(tree("backup-kill").sort(), expected);
+    const backups = env().git.git("backup-kill", "log", "--format=%s", "main").split("\n").filter((s) => s.startsWith("Automated backup sync"));
+    assert.equal(backups.length, 1, "no duplicate commits");
   });
 
   it("answers the health check", async () => {
