@@ -39,6 +39,7 @@ demo: build tools ## Start the local environment and the operator with the sampl
 bench: build tools ## Benchmarks against native git (prints ratios)
 	$(NPM) run bench:git
 	$(NPM) run bench:handshake
+	$(NPM) run bench:backup
 
 clean: ## Remove build output (the tool cache outside the checkout stays)
 	rm -rf dist

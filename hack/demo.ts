@@ -3,6 +3,7 @@
 
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
+import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { stringify } from "yaml";
 import { runOperator } from "../src/cli/operator.js";
 import { controllers } from "../src/controllers/index.js";
@@ -11,13 +12,15 @@ import { probeController, probeKind } from "../test/e2e/fixtures/probe.js";
 import { Environment } from "./env/environment.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const env = new Environment({ gitPort: Number(process.env.GITSYNC_DEMO_GIT_PORT ?? 18080) });
+const env = new Environment({ gitPort: Number(process.env.GITSYNC_DEMO_GIT_PORT ?? 18080), s3Port: Number(process.env.GITSYNC_DEMO_S3_PORT ?? 19000) });
 await env.start();
 seedServiceRepos(env);
+await seedBackups(env);
 // Until every kind has landed, the test-only Probe kind shows the runtime at work.
 await env.installCrds([crdManifest(probeKind)]);
 await env.kubectlOk(["create", "namespace", "gitsync-system"]);
 await env.kubectlOk(["create", "secret", "generic", "git-demo", `--from-literal=username=${env.git.username}`, `--from-literal=password=${env.git.password}`]);
+await env.kubectlOk(["create", "secret", "generic", "s3-demo", `--from-literal=accesskey=${env.s3.accessKey}`, `--from-literal=secretkey=${env.s3.secretKey}`]);
 
 const samples = path.join(ROOT, "deploy/samples");
 const files = existsSync(samples) ? readdirSync(samples).filter((f) => f.endsWith(".yaml")) : [];
@@ -34,7 +37,7 @@ gitsync demo is running. In another terminal:
   export KUBECONFIG=${env.admin.kubeconfig}
   alias kubectl=${kubectl}
   kubectl get gitsync -A
-  kubectl wait --for=condition=Ready shs/shop
+  kubectl wait --for=condition=Ready shs/shop cbs/backups
   kubectl wait --for=condition=Ready probe/demo
   kubectl describe probe demo
   kubectl annotate probe demo gitsync.dev/requestedAt="$(date +%s)" --overwrite
@@ -52,6 +55,20 @@ const code = await runOperator(
 );
 await env.stop();
 process.exit(code);
+
+/** The bucket and repo deploy/samples/clusterbackupsync.yaml names: two clusters' backups. */
+async function seedBackups(environment: Environment): Promise<void> {
+  const s3 = new S3Client({ endpoint: environment.s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: environment.s3.accessKey, secretAccessKey: environment.s3.secretKey } });
+  await s3.send(new CreateBucketCommand({ Bucket: "cluster-backups" }));
+  for (const cluster of ["production", "staging"]) {
+    for (const name of ["api", "web", "worker"]) {
+      const Key = `clusterbackup/${cluster}/default/deployments/${name}.yaml`;
+      await s3.send(new PutObjectCommand({ Bucket: "cluster-backups", Key, Body: `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\n  namespace: default\n` }));
+    }
+  }
+  s3.destroy();
+  environment.git.createRepo("cluster-backups");
+}
 
 /** The config repos deploy/samples/servicehandshake.yaml names. */
 function seedServiceRepos(environment: Environment): void {

@@ -2,10 +2,9 @@
 // `gitsync`: the operator and the commands that run its engines once (in CI, in a CronJob).
 
 import { readFileSync } from "node:fs";
-import { controllers } from "./controllers/index.js";
-import { runBackup } from "./cli/backup.js";
-import { runHandshake } from "./cli/handshake.js";
-import { runOperator } from "./cli/operator.js";
+
+// Each command is imported only when it runs: a CronJob's `backup sync` or a CI step's
+// `handshake check` does not load the Kubernetes client or the controllers.
 
 const USAGE = `Usage: gitsync <command> [options]
 
@@ -26,12 +25,14 @@ function version(): string {
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
-    case "operator":
+    case "operator": {
+      const [{ runOperator }, { controllers }] = await Promise.all([import("./cli/operator.js"), import("./controllers/index.js")]);
       return runOperator(rest, controllers);
+    }
     case "backup":
-      return runBackup(rest);
+      return (await import("./cli/backup.js")).runBackup(rest);
     case "handshake":
-      return runHandshake(rest);
+      return (await import("./cli/handshake.js")).runHandshake(rest);
     case "version":
     case "--version":
       process.stdout.write(`gitsync ${version()}\n`);

@@ -24,8 +24,9 @@ export interface EnvironmentOptions {
   keep?: boolean;
   /** Extra token-auth users, e.g. the operator's own identity. */
   users?: string[];
-  /** A fixed port for the git server (the demo's samples name it); default a free one. */
+  /** Fixed ports for the git and S3 servers (the demo's samples name them); default free ones. */
   gitPort?: number;
+  s3Port?: number;
   log?: (line: string) => void;
 }
 
@@ -153,7 +154,7 @@ export class Environment {
 
   /** Starts the S3 server, again on the same port and data after stopS3(). */
   async startS3(): Promise<void> {
-    const port = this.s3.endpoint ? Number(new URL(this.s3.endpoint).port) : await freePort();
+    const port = this.s3.endpoint ? Number(new URL(this.s3.endpoint).port) : (this.options.s3Port ?? (await freePort()));
     this.s3.endpoint = `http://127.0.0.1:${port}`;
     const data = path.join(this.dir, "s3");
     mkdirSync(data, { recursive: true });

@@ -44,7 +44,9 @@ interface Destination {
 /** Mirrors the bucket into a git branch as one commit, re-applied on a moved head. */
 export async function runBackupSync(req: SyncRequest & { repo: GitRepository; branch: string; author: Author }): Promise<SyncResult> {
   const { repo, options } = req;
-  const listing = selectKeys(await req.bucket.list(options.prefix, req.signal), options);
+  // Bring the kept clone up to date while the bucket is listed: both are round trips.
+  const [bucketListing] = await Promise.all([req.bucket.list(options.prefix, req.signal), repo.resolve({ branch: req.branch }).then((head) => (head ? repo.sync({ branch: req.branch }) : undefined))]);
+  const listing = selectKeys(bucketListing, options);
   const downloaded = new Map<string, Uint8Array>();
   let result: SyncResult | undefined;
   const pushed = await repo.commit({

@@ -4,7 +4,7 @@
 
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import { fieldPath } from "../runtime/reconciler.js";
+import { fieldPath } from "../runtime/fields.js";
 
 export interface Endpoint {
   method: string;

@@ -16,6 +16,7 @@ import { FIELD_MANAGER, isNotFound, resourcePath, type KubeClient, type KubeObje
 import { errorText, type Logger } from "./log.js";
 import { reconcileDuration, reconcileTotal } from "./metrics.js";
 import type { WorkResult } from "./queue.js";
+import { describeZodError } from "./fields.js";
 import { redact } from "./redact.js";
 
 export const REQUESTED_AT_ANNOTATION = "gitsync.dev/requestedAt";
@@ -264,13 +265,4 @@ function safeDuration(text: string): number | undefined {
   } catch {
     return undefined;
   }
-}
-
-/** "spec.services[1].source.url: Invalid URL" — every issue, with the path to the field. */
-export function describeZodError(error: z.ZodError, root = "spec"): string {
-  return error.issues.map((issue) => `${fieldPath(root, issue.path)}: ${issue.message}`).join("; ");
-}
-
-export function fieldPath(root: string, path: readonly PropertyKey[]): string {
-  return path.reduce<string>((acc, part) => (typeof part === "number" ? `${acc}[${part}]` : `${acc}.${String(part)}`), root);
 }

@@ -194,11 +194,12 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     env().git.createRepo("backup-kill", { "README.md": "backups\n" });
     const vars = cronjobEnv("backup-kill", { RETRY_ATTEMPTS: "1" });
     const expected = [".gitsync/backup-index.json", "README.md", ...[...objects.keys()].sort()].sort();
-    for (const delayMs of [100, 300, 600, 900, 1200]) {
+    for (const delayMs of [150, 300, 450, 600, 800]) {
       const child = spawn(process.execPath, [path.join(ROOT, "dist/src/main.js"), "backup", "sync", "--concurrency", "1"], { env: { PATH: process.env.PATH, ...vars }, stdio: "ignore" });
+      const exited = new Promise((r) => child.once("exit", r));
       await new Promise((r) => setTimeout(r, delayMs));
       child.kill("SIGKILL");
-      await new Promise((r) => child.once("exit", r));
+      await exited;
       const files = tree("backup-kill").sort();
       // Either nothing arrived, or one whole commit did: never a partial tree.
       assert.ok(files.join() === "README.md" || files.join() === expected.join(), `after a kill at ${delayMs} ms the remote holds ${files.length} files`);

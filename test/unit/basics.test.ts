@@ -4,7 +4,7 @@ import { assertHttpUrl, authHeaders, credentialsFromSecret } from "../../src/git
 import { formatDuration, parseDuration } from "../../src/runtime/duration.js";
 import { needsReconcile } from "../../src/runtime/manager.js";
 import { redact, registerSecret, safeUrl } from "../../src/runtime/redact.js";
-import { describeZodError } from "../../src/runtime/reconciler.js";
+import { describeZodError } from "../../src/runtime/fields.js";
 import type { KubeObject } from "../../src/runtime/kube.js";
 
 describe("durations", () => {
