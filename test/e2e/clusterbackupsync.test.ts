@@ -78,6 +78,47 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
     // Passes every 2s with nothing new: still one backup commit.
     await new Promise((r) => setTimeout(r, 5000));
     assert.equal(env().git.git("cbs-first", "rev-list", "--count", "main"), "1");
+    const metrics = await (await fetch(`http://${await operator.httpAddress()}/metrics`)).text();
+    for (const name of ["git_sync_duration_seconds_count", "git_sync_files_processed_total", "git_sync_last_success_timestamp", "git_sync_clusters_backed_up"]) {
+      assert.match(metrics, new RegExp(`^${name}\\{namespace="${ns}",name="cbs-first"\\} \\d`, "m"), name);
+    }
+    assert.match(metrics, new RegExp(`^git_sync_clusters_backed_up\\{namespace="${ns}",name="cbs-first"\\} 3$`, "m"));
+  });
+
+  it("syncs on a cron schedule, reporting the next run", async () => {
+    await BackupBucket.create(s3, "cbs-cron");
+    env().git.createRepo("cbs-cron");
+    await apply("cbs-cron", "cbs-cron", { schedule: "*/5 * * * *", timeZone: "Europe/Berlin" });
+    const cbs = await waitFor("cbs-cron", "True", "Synced");
+    const next = new Date(cbs.status?.nextSyncTime ?? "");
+    assert.equal(next.getUTCMinutes() % 5, 0);
+    assert.equal(next.getUTCSeconds(), 0);
+    assert.ok(next.getTime() > Date.now() && next.getTime() <= Date.now() + 5 * 60_000);
+  });
+
+  it("leaves the remote whole when the operator is killed mid-sync, and completes with one commit after restart", async () => {
+    const { objects } = await BackupBucket.create(s3, "cbs-kill");
+    env().git.createRepo("cbs-kill", { "README.md": "backups\n" });
+    await operator.stop();
+    const tree = (): string => env().git.git("cbs-kill", "ls-tree", "-r", "--name-only", "main");
+    const whole = [".gitsync/backup-index.json", "README.md", ...objects.keys()].sort().join();
+    try {
+      await apply("cbs-kill", "cbs-kill", { concurrency: 1 });
+      for (const delayMs of [700, 1100, 1500]) {
+        const victim = OperatorProcess.start({ entry: "gitsync" });
+        await new Promise((r) => setTimeout(r, delayMs));
+        victim.signal("SIGKILL");
+        await victim.exited();
+        const files = tree().split("\n").sort().join();
+        assert.ok(files === "README.md" || files === whole, `after a kill at ${delayMs} ms the remote holds a partial tree`);
+      }
+    } finally {
+      operator = OperatorProcess.start({ entry: "gitsync" });
+    }
+    await waitFor("cbs-kill", "True", "Synced");
+    assert.equal(tree().split("\n").sort().join(), whole);
+    const backups = env().git.git("cbs-kill", "log", "--format=%s", "main").split("\n").filter((m) => m.startsWith("Automated backup sync"));
+    assert.equal(backups.length, 1, "no duplicate commits");
   });
 
   it("goes Ready False with FetchFailed while the S3 server is down, and recovers when it is back", async () => {
