@@ -86,7 +86,14 @@ async function readSource(source: string): Promise<ServiceFiles> {
 
 /** Reads the known file names through `read`; the contract may be contract.yaml or an OpenAPI document. */
 export async function collect(source: string, url: string | undefined, read: (name: string) => Promise<string | undefined>): Promise<ServiceFiles> {
-  const files: ServiceFiles = { source, url, service: (await read("service.yaml")) ?? (await read("service.yml")), interface: (await read("interface.yaml")) ?? (await read("interface.yml")) };
+  const files: ServiceFiles = { source, url, interface: (await read("interface.yaml")) ?? (await read("interface.yml")) };
+  for (const name of ["service.yaml", "service.yml"]) {
+    files.service ??= await read(name);
+    if (files.service !== undefined) {
+      files.serviceFile = name;
+      break;
+    }
+  }
   for (const name of CONTRACT_FILES) files.contract ??= await read(name);
   if (files.contract === undefined) {
     for (const name of OPENAPI_FILES) {

@@ -105,6 +105,8 @@ export interface ServiceFiles {
   /** The repository URL it was read from, if any. */
   url?: string;
   service?: string;
+  /** Which name service.yaml was found under (service.yaml or service.yml). */
+  serviceFile?: string;
   contract?: string;
   openapi?: { name: string; text: string };
   interface?: string;

@@ -65,8 +65,7 @@ export function serviceHandshakeController(workDirs: WorkDirs): ControllerDefini
           };
           const label = `${service.name ?? `spec.services[${index}]`} (${safeUrl(url)}${folder ? `//${folder}` : ""})`;
           const files = await collect(label, url, read);
-          const servicePath = at((await repo.readFile(commit, at("service.yaml"))) ? "service.yaml" : "service.yml");
-          pass(ctx).sources.push({ files, revision: commit, repo, servicePath, branch: ref.branch });
+          pass(ctx).sources.push({ files, revision: commit, repo, servicePath: at(files.serviceFile ?? "service.yaml"), branch: ref.branch });
         });
       } catch (err) {
         if (err instanceof GitError) throw generic("FetchFailed", err.message, "FetchFailed", err);
