@@ -4,11 +4,8 @@
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { stringify } from "yaml";
 import { runOperator } from "../src/cli/operator.js";
 import { controllers } from "../src/controllers/index.js";
-import { crdManifest } from "../src/crds/generate.js";
-import { probeController, probeKind } from "../test/e2e/fixtures/probe.js";
 import { Environment } from "./env/environment.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
@@ -16,8 +13,7 @@ const env = new Environment({ gitPort: Number(process.env.GITSYNC_DEMO_GIT_PORT 
 await env.start();
 seedServiceRepos(env);
 await seedBackups(env);
-// Until every kind has landed, the test-only Probe kind shows the runtime at work.
-await env.installCrds([crdManifest(probeKind)]);
+await env.installCrds();
 await env.kubectlOk(["create", "namespace", "gitsync-system"]);
 await env.kubectlOk(["create", "secret", "generic", "git-demo", `--from-literal=username=${env.git.username}`, `--from-literal=password=${env.git.password}`]);
 await env.kubectlOk(["create", "secret", "generic", "s3-demo", `--from-literal=accesskey=${env.s3.accessKey}`, `--from-literal=secretkey=${env.s3.secretKey}`]);
@@ -25,10 +21,6 @@ await env.kubectlOk(["create", "secret", "generic", "s3-demo", `--from-literal=a
 const samples = path.join(ROOT, "deploy/samples");
 const files = existsSync(samples) ? readdirSync(samples).filter((f) => f.endsWith(".yaml")) : [];
 for (const file of files) await env.kubectlOk(["apply", "-f", path.join(samples, file)]);
-await env.kubectlOk(
-  ["apply", "-f", "-"],
-  stringify({ apiVersion: "e2e.gitsync.dev/v1alpha1", kind: "Probe", metadata: { name: "demo", namespace: "default" }, spec: { message: "hello from the demo", interval: "30s" } }),
-);
 
 const kubectl = env.tools.kubectl;
 process.stderr.write(`
@@ -38,9 +30,8 @@ gitsync demo is running. In another terminal:
   alias kubectl=${kubectl}
   kubectl get gitsync -A
   kubectl wait --for=condition=Ready shs/shop cbs/backups
-  kubectl wait --for=condition=Ready probe/demo
-  kubectl describe probe demo
-  kubectl annotate probe demo gitsync.dev/requestedAt="$(date +%s)" --overwrite
+  kubectl describe shs shop
+  kubectl annotate cbs backups gitsync.dev/requestedAt="$(date +%s)" --overwrite
 
 Samples applied: ${files.length ? files.join(", ") : "none yet"}. Git server: ${env.git.baseUrl} (user ${env.git.username}).
 Break the handshake: git clone ${env.git.baseUrl.replace("://", `://${env.git.username}:<password from the git-demo Secret>@`)}/stock-config.git,
@@ -51,7 +42,7 @@ Press Ctrl-C to stop everything.
 
 const code = await runOperator(
   [`--kubeconfig=${env.admin.kubeconfig}`, "--http-address=127.0.0.1:8080", "--leader-elect", "--leader-election-namespace=gitsync-system", "--identity=demo"],
-  (deps) => [...controllers(deps), probeController("demo")],
+  controllers,
 );
 await env.stop();
 process.exit(code);
