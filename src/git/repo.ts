@@ -13,6 +13,7 @@ import git, { Errors, type HttpClient, type ReadTreeResult } from "isomorphic-gi
 import { backoffDelay, sleep } from "../runtime/backoff.js";
 import { redact, safeUrl } from "../runtime/redact.js";
 import { assertHttpUrl, authHeaders, type GitCredentials } from "./auth.js";
+import { gitFs } from "./fs.js";
 import { createHttpClient, type TransportStats } from "./http.js";
 
 export type GitErrorKind = "auth" | "not-found" | "network" | "rejected" | "invalid";
@@ -121,7 +122,7 @@ export class GitRepository {
   /** A file's bytes at a commit, or undefined when the path does not exist there. */
   async readFile(commit: string, filepath: string): Promise<Uint8Array | undefined> {
     try {
-      const { blob } = await git.readBlob({ fs, gitdir: this.gitdir, oid: commit, filepath, cache: this.cache });
+      const { blob } = await git.readBlob({ fs: gitFs, gitdir: this.gitdir, oid: commit, filepath, cache: this.cache });
       return blob;
     } catch (err) {
       if (err instanceof Errors.NotFoundError) return undefined;
@@ -135,7 +136,7 @@ export class GitRepository {
     const root = prefix.replace(/^\/+|\/+$/g, "");
     let start: ReadTreeResult;
     try {
-      start = await git.readTree({ fs, gitdir: this.gitdir, oid: commit, filepath: root || undefined, cache: this.cache });
+      start = await git.readTree({ fs: gitFs, gitdir: this.gitdir, oid: commit, filepath: root || undefined, cache: this.cache });
     } catch (err) {
       if (err instanceof Errors.NotFoundError) return files;
       throw err;
@@ -144,7 +145,7 @@ export class GitRepository {
       for (const entry of tree) {
         const entryPath = base ? `${base}/${entry.path}` : entry.path;
         if (entry.type === "tree") {
-          const sub = await git.readTree({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache });
+          const sub = await git.readTree({ fs: gitFs, gitdir: this.gitdir, oid: entry.oid, cache: this.cache });
           await walk(sub.tree, entryPath);
         } else if (entry.type === "blob") {
           files.set(entryPath, { oid: entry.oid, mode: entry.mode });
@@ -164,8 +165,8 @@ export class GitRepository {
       if (!head) await this.ensureRepo();
       const changes = await options.change(head);
       if (changes.size === 0) return { commit: undefined, attempts: attempt };
-      const baseTree = head ? (await git.readCommit({ fs, gitdir: this.gitdir, oid: head, cache: this.cache })).commit.tree : undefined;
-      const tree = (await this.applyChanges(baseTree, changes)) ?? (await git.writeTree({ fs, gitdir: this.gitdir, tree: [] }));
+      const baseTree = head ? (await git.readCommit({ fs: gitFs, gitdir: this.gitdir, oid: head, cache: this.cache })).commit.tree : undefined;
+      const tree = (await this.applyChanges(baseTree, changes)) ?? (await git.writeTree({ fs: gitFs, gitdir: this.gitdir, tree: [] }));
       if (tree === baseTree) return { commit: undefined, attempts: attempt };
       const text = typeof options.message === "function" ? options.message() : options.message;
       const now = Math.floor(Date.now() / 1000);
@@ -175,7 +176,7 @@ export class GitRepository {
         gitdir: this.gitdir,
         commit: { message: text.endsWith("\n") ? text : `${text}\n`, tree, parent: head ? [head] : [], author: signature, committer: signature },
       });
-      await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/heads/${options.branch}`, value: commit, force: true });
+      await git.writeRef({ fs: gitFs, gitdir: this.gitdir, ref: `refs/heads/${options.branch}`, value: commit, force: true });
       try {
         await this.push(options.branch, options.force ?? false);
         return { commit, attempts: attempt };
@@ -189,7 +190,7 @@ export class GitRepository {
 
   private async push(branch: string, force: boolean): Promise<void> {
     const result = await this.guard("push to", () =>
-      git.push({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref: branch, remoteRef: branch, force, headers: this.requestHeaders() }),
+      git.push({ fs: gitFs, http: this.http, gitdir: this.gitdir, url: this.url, ref: branch, remoteRef: branch, force, headers: this.requestHeaders() }),
     );
     if (!result.ok) {
       const detail = result.error ?? Object.values(result.refs ?? {}).find((r) => !r.ok)?.error ?? "unknown reason";
@@ -201,7 +202,7 @@ export class GitRepository {
   private async applyChanges(treeOid: string | undefined, changes: Changes): Promise<string | undefined> {
     const entries = new Map<string, { mode: string; path: string; oid: string; type: "blob" | "tree" | "commit" }>();
     if (treeOid) {
-      for (const entry of (await git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })).tree) entries.set(entry.path, entry);
+      for (const entry of (await git.readTree({ fs: gitFs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })).tree) entries.set(entry.path, entry);
     }
     const nested = new Map<string, Changes>();
     for (const [filepath, content] of changes) {
@@ -213,7 +214,7 @@ export class GitRepository {
       } else if (content === null) {
         entries.delete(filepath);
       } else {
-        const oid = await git.writeBlob({ fs, gitdir: this.gitdir, blob: content });
+        const oid = await git.writeBlob({ fs: gitFs, gitdir: this.gitdir, blob: content });
         const mode = entries.get(filepath)?.type === "blob" ? (entries.get(filepath)?.mode ?? "100644") : "100644";
         entries.set(filepath, { mode, path: filepath, oid, type: "blob" });
       }
@@ -225,7 +226,7 @@ export class GitRepository {
       else entries.delete(dir);
     }
     if (entries.size === 0) return undefined;
-    return git.writeTree({ fs, gitdir: this.gitdir, tree: [...entries.values()] });
+    return git.writeTree({ fs: gitFs, gitdir: this.gitdir, tree: [...entries.values()] });
   }
 
   /**
@@ -237,30 +238,30 @@ export class GitRepository {
     const depth = (await this.hasAnyRef()) ? undefined : cloneDepth;
     await this.ensureRepo();
     const result = await this.guard("fetch from", () =>
-      git.fetch({ fs, http: this.http, gitdir: this.gitdir, url: this.url, ref: ref?.name, singleBranch: true, depth, tags: false, headers: this.requestHeaders(), cache: this.cache }),
+      git.fetch({ fs: gitFs, http: this.http, gitdir: this.gitdir, url: this.url, ref: ref?.name, singleBranch: true, depth, tags: false, headers: this.requestHeaders(), cache: this.cache }),
     );
     // The mirror keeps refs/<heads|tags>/<name> at the fetched head: isomorphic-git offers
     // exactly that ref as "have" on the next fetch, so the server sends only what is new.
-    if (ref && result.fetchHead) await git.writeRef({ fs, gitdir: this.gitdir, ref: `refs/${ref.namespace}/${ref.name}`, value: result.fetchHead, force: true });
+    if (ref && result.fetchHead) await git.writeRef({ fs: gitFs, gitdir: this.gitdir, ref: `refs/${ref.namespace}/${ref.name}`, value: result.fetchHead, force: true });
   }
 
   private async ensureRepo(): Promise<void> {
     if (fs.existsSync(`${this.gitdir}/HEAD`)) return;
     await mkdir(this.dir, { recursive: true });
-    await git.init({ fs, dir: this.dir, bare: true, defaultBranch: "main" });
+    await git.init({ fs: gitFs, dir: this.dir, bare: true, defaultBranch: "main" });
     // Fetch needs a remote with a refspec; its URL is stored without credentials.
-    await git.addRemote({ fs, gitdir: this.gitdir, remote: "origin", url: safeUrl(this.url) });
+    await git.addRemote({ fs: gitFs, gitdir: this.gitdir, remote: "origin", url: safeUrl(this.url) });
   }
 
   private async hasAnyRef(): Promise<boolean> {
     if (!fs.existsSync(`${this.gitdir}/HEAD`)) return false;
-    return (await git.listRefs({ fs, gitdir: this.gitdir, filepath: "refs/remotes" })).length > 0;
+    return (await git.listRefs({ fs: gitFs, gitdir: this.gitdir, filepath: "refs/remotes" })).length > 0;
   }
 
   private async hasCommit(oid: string): Promise<boolean> {
     if (!fs.existsSync(`${this.gitdir}/HEAD`)) return false;
     try {
-      await git.readCommit({ fs, gitdir: this.gitdir, oid, cache: this.cache });
+      await git.readCommit({ fs: gitFs, gitdir: this.gitdir, oid, cache: this.cache });
       return true;
     } catch (err) {
       if (err instanceof Errors.NotFoundError || err instanceof Errors.ObjectTypeError) return false;

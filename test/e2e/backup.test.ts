@@ -204,7 +204,8 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
       // Either nothing arrived, or one whole commit did: never a partial tree.
       assert.ok(files.join() === "README.md" || files.join() === expected.join(), `after a kill at ${delayMs} ms the remote holds ${files.length} files`);
     }
-    assert.equal((await sync(vars)).code, 0);
+    const final = await sync(vars);
+    assert.equal(final.code, 0, final.stdout + final.stderr);
     assert.deepEqual(tree("backup-kill").sort(), expected);
     const backups = env().git.git("backup-kill", "log", "--format=%s", "main").split("\n").filter((s) => s.startsWith("Automated backup sync"));
     assert.equal(backups.length, 1, "no duplicate commits");
