@@ -2,7 +2,7 @@
 // an S3 bucket, as reviewable commits.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitUrl, s3Location, secretRef, type KindDefinition } from "./common.js";
+import { commonSpecFields, commonStatusFields, gitUrl, s3Location, secretRef, resourceOf, type KindDefinition } from "./common.js";
 
 export const clusterBackupSyncSpec = z.object({
   ...commonSpecFields,
@@ -61,4 +61,4 @@ export const clusterBackupSyncKind: KindDefinition = {
   ],
 };
 
-export const CLUSTER_BACKUP_SYNC_RESOURCE = { group: "gitsync.dev", version: "v1alpha1", plural: "clusterbackupsyncs", namespaced: true };
+export const CLUSTER_BACKUP_SYNC_RESOURCE = resourceOf(clusterBackupSyncKind);

@@ -4,6 +4,7 @@
 
 import { z } from "zod";
 import { DURATION_PATTERN } from "../runtime/duration.js";
+import type { ResourceRef } from "../runtime/kube.js";
 
 export const GROUP = "gitsync.dev";
 export const VERSION = "v1alpha1";
@@ -100,4 +101,9 @@ export interface KindDefinition {
   group?: string;
   version?: string;
   categories?: string[];
+}
+
+/** Where a kind's objects live in the API, from the same definition the CRD is generated from. */
+export function resourceOf(def: KindDefinition): ResourceRef {
+  return { group: def.group ?? GROUP, version: def.version ?? VERSION, plural: def.plural, namespaced: true };
 }

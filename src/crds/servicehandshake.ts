@@ -2,7 +2,7 @@
 // config repos agree with each other.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitSource, type KindDefinition } from "./common.js";
+import { commonSpecFields, commonStatusFields, gitSource, resourceOf, type KindDefinition } from "./common.js";
 
 export const serviceHandshakeSpec = z.object({
   ...commonSpecFields,
@@ -49,4 +49,4 @@ export const serviceHandshakeKind: KindDefinition = {
   ],
 };
 
-export const SERVICE_HANDSHAKE_RESOURCE = { group: "gitsync.dev", version: "v1alpha1", plural: "servicehandshakes", namespaced: true };
+export const SERVICE_HANDSHAKE_RESOURCE = resourceOf(serviceHandshakeKind);

@@ -43,7 +43,11 @@ interface Pass {
 
 export function serviceHandshakeController(workDirs: WorkDirs): ControllerDefinition<ServiceHandshakeSpec, ServiceHandshakeStatus> {
   const passes = new WeakMap<Ctx, Pass>();
-  const pass = (ctx: Ctx): Pass => passes.get(ctx) ?? (passes.set(ctx, { sources: [], manifests: [] }).get(ctx) as Pass);
+  function pass(ctx: Ctx): Pass {
+    let state = passes.get(ctx);
+    if (!state) passes.set(ctx, (state = { sources: [], manifests: [] }));
+    return state;
+  }
 
   /** Brings each repo's kept clone to its ref (no packfile when nothing is new) and reads the files. */
   async function fetchSources(ctx: Ctx): Promise<void> {
