@@ -6,6 +6,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from "@aws-sdk/client-s3";
+import { mapLimit } from "../src/util/pool.js";
 
 const [endpoint, bucket, accessKey, secretKey, repoUrl, auth, work] = process.argv.slice(2) as [string, string, string, string, string, string, string];
 rmSync(work, { recursive: true, force: true });
@@ -19,18 +20,12 @@ do {
 } while (token);
 mkdirSync(work, { recursive: true });
 execFileSync("git", ["-c", `http.extraHeader=${auth}`, "clone", "--quiet", repoUrl, path.join(work, "repo")], { stdio: "ignore" });
-let next = 0;
-await Promise.all(
-  Array.from({ length: 10 }, async () => {
-    while (next < keys.length) {
-      const key = keys[next++] as string;
-      const body = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body?.transformToByteArray();
-      const target = path.join(work, "repo", key);
-      mkdirSync(path.dirname(target), { recursive: true });
-      writeFileSync(target, body ?? new Uint8Array());
-    }
-  }),
-);
+await mapLimit(keys, 10, async (key) => {
+  const body = await (await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }))).Body?.transformToByteArray();
+  const target = path.join(work, "repo", key);
+  mkdirSync(path.dirname(target), { recursive: true });
+  writeFileSync(target, body ?? new Uint8Array());
+});
 s3.destroy();
 const repo = path.join(work, "repo");
 execFileSync("git", ["add", "-A"], { cwd: repo });

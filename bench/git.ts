@@ -35,7 +35,11 @@ try {
     return measure(process.execPath, [worker, url, dir, server.username, server.password]);
   };
 
-  const results: Record<string, { ours: Sample[]; git: Sample[] }> = { "first sync": { ours: [], git: [] }, "nothing new": { ours: [], git: [] }, "one new commit": { ours: [], git: [] } };
+  const results: Record<string, { ours: Sample[]; git: Sample[] }> = {
+    "first sync": { ours: [], git: [] },
+    "nothing new": { ours: [], git: [] },
+    "one new commit": { ours: [], git: [] },
+  };
   for (let run = 0; run < RUNS; run++) {
     const oursDir = path.join(root, `ours-${run}`);
     const gitDir = path.join(root, `git-${run}`);
@@ -48,10 +52,20 @@ try {
     results["one new commit"]?.git.push(await native(["fetch", "--quiet", "--depth", "1", "origin", "main"], gitDir));
   }
 
-  console.log(`\ngit layer vs native git ${execFileSync("git", ["--version"], { encoding: "utf8" }).trim().replace("git version ", "")}: ${FILES} files, ${COMMITS} commits, median of ${RUNS}\n`);
-  console.log(`${"operation".padEnd(16)}${"ours op ms".padStart(12)}${"ours wall ms".padStart(14)}${"git wall ms".padStart(13)}${"op/git".padStart(9)}${"wall/git".padStart(10)}${"ours RSS MiB".padStart(14)}${"git RSS MiB".padStart(13)}${"RSS ratio".padStart(11)}`);
+  console.log(
+    `\ngit layer vs native git ${execFileSync("git", ["--version"], { encoding: "utf8" }).trim().replace("git version ", "")}: ${FILES} files, ${COMMITS} commits, median of ${RUNS}\n`,
+  );
+  console.log(
+    `${"operation".padEnd(16)}${"ours op ms".padStart(12)}${"ours wall ms".padStart(14)}${"git wall ms".padStart(13)}${"op/git".padStart(9)}${"wall/git".padStart(10)}${"ours RSS MiB".padStart(14)}${"git RSS MiB".padStart(13)}${"RSS ratio".padStart(11)}`,
+  );
   for (const [name, { ours: o, git: g }] of Object.entries(results)) {
-    const [oo, ow, gw, orss, grss] = [median(o.map((s) => s.opMs)), median(o.map((s) => s.wallMs)), median(g.map((s) => s.wallMs)), median(o.map((s) => s.rssKiB)), median(g.map((s) => s.rssKiB))];
+    const [oo, ow, gw, orss, grss] = [
+      median(o.map((s) => s.opMs)),
+      median(o.map((s) => s.wallMs)),
+      median(g.map((s) => s.wallMs)),
+      median(o.map((s) => s.rssKiB)),
+      median(g.map((s) => s.rssKiB)),
+    ];
     console.log(
       `${name.padEnd(16)}${oo.toFixed(0).padStart(12)}${ow.toFixed(0).padStart(14)}${gw.toFixed(0).padStart(13)}${(oo / gw).toFixed(2).padStart(9)}${(ow / gw).toFixed(2).padStart(10)}${(orss / 1024).toFixed(1).padStart(14)}${(grss / 1024).toFixed(1).padStart(13)}${(orss / grss).toFixed(2).padStart(11)}`,
     );

@@ -49,12 +49,23 @@ process.exit(code);
 
 /** The bucket and repo deploy/samples/clusterbackupsync.yaml names: two clusters' backups. */
 async function seedBackups(environment: Environment): Promise<void> {
-  const s3 = new S3Client({ endpoint: environment.s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: environment.s3.accessKey, secretAccessKey: environment.s3.secretKey } });
+  const s3 = new S3Client({
+    endpoint: environment.s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: environment.s3.accessKey, secretAccessKey: environment.s3.secretKey },
+  });
   await s3.send(new CreateBucketCommand({ Bucket: "cluster-backups" }));
   for (const cluster of ["production", "staging"]) {
     for (const name of ["api", "web", "worker"]) {
       const Key = `clusterbackup/${cluster}/default/deployments/${name}.yaml`;
-      await s3.send(new PutObjectCommand({ Bucket: "cluster-backups", Key, Body: `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\n  namespace: default\n` }));
+      await s3.send(
+        new PutObjectCommand({
+          Bucket: "cluster-backups",
+          Key,
+          Body: `apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: ${name}\n  namespace: default\n`,
+        }),
+      );
     }
   }
   s3.destroy();
@@ -65,10 +76,18 @@ async function seedBackups(environment: Environment): Promise<void> {
 function seedServiceRepos(environment: Environment): void {
   const { git } = environment;
   git.createRepo("pricing-config", {
-    "service.yaml": "metadata:\n  name: pricing\n  version: 1.0.0\ndesiredState:\n  stockService:\n    sync: strict\n    version: 2.1.0\n  restock:\n    sync: relaxed\n    version: 1.2.0\n",
+    "service.yaml":
+      "metadata:\n  name: pricing\n  version: 1.0.0\ndesiredState:\n  stockService:\n    sync: strict\n    version: 2.1.0\n  restock:\n    sync: relaxed\n    version: 1.2.0\n",
     "contract.yaml": "version: 1.0.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /price/{id}\n",
-    "interface.yaml": "dependencies:\n  - name: stock\n    outbound:\n      method: GET\n      path: /stock/{id}\n  - name: restock\n    outbound:\n      method: POST\n      path: /orders\n",
+    "interface.yaml":
+      "dependencies:\n  - name: stock\n    outbound:\n      method: GET\n      path: /stock/{id}\n  - name: restock\n    outbound:\n      method: POST\n      path: /orders\n",
   });
-  git.createRepo("stock-config", { "service.yaml": "metadata:\n  name: stock\n", "contract.yaml": "version: 2.1.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{productId}\n" });
-  git.createRepo("restock-config", { "service.yaml": "metadata:\n  name: restock\n", "contract.yaml": "version: 1.2.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n" });
+  git.createRepo("stock-config", {
+    "service.yaml": "metadata:\n  name: stock\n",
+    "contract.yaml": "version: 2.1.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{productId}\n",
+  });
+  git.createRepo("restock-config", {
+    "service.yaml": "metadata:\n  name: restock\n",
+    "contract.yaml": "version: 1.2.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n",
+  });
 }

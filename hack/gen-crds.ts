@@ -5,7 +5,7 @@ import { readFileSync, readdirSync, writeFileSync, rmSync, existsSync, mkdirSync
 import path from "node:path";
 import { stringify } from "yaml";
 import { crdManifest } from "../src/crds/generate.js";
-import { kinds } from "../src/crds/index.js";
+import { kinds } from "../src/controllers/index.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 /** The plain CRDs, and the copy Helm installs before the chart's templates. */

@@ -58,7 +58,9 @@ export class Environment {
     await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort)]);
     await this.startApiServer();
     await this.startControllerManager();
-    this.say(`Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}`);
+    this.say(
+      `Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}`,
+    );
   }
 
   async stop(): Promise<void> {
@@ -102,9 +104,14 @@ export class Environment {
   /** Runs kubectl as the admin (or another identity); never throws, returns code and output. */
   kubectl(args: string[], identity: Identity = this.admin, input?: string): Promise<{ code: number; stdout: string; stderr: string }> {
     return new Promise((resolve) => {
-      const child = execFile(this.tools.kubectl ?? "kubectl", [`--kubeconfig=${identity.kubeconfig}`, ...args], { maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) => {
-        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      });
+      const child = execFile(
+        this.tools.kubectl ?? "kubectl",
+        [`--kubeconfig=${identity.kubeconfig}`, ...args],
+        { maxBuffer: 64 * 1024 * 1024 },
+        (err, stdout, stderr) => {
+          resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+        },
+      );
       if (input !== undefined) child.stdin?.end(input);
     });
   }
@@ -158,7 +165,17 @@ export class Environment {
     this.s3.endpoint = `http://127.0.0.1:${port}`;
     const data = path.join(this.dir, "s3");
     mkdirSync(data, { recursive: true });
-    const proc = this.spawn("versitygw", ["--access", this.s3.accessKey, "--secret", this.s3.secretKey, "--port", `127.0.0.1:${port}`, "--quiet", "posix", data]);
+    const proc = this.spawn("versitygw", [
+      "--access",
+      this.s3.accessKey,
+      "--secret",
+      this.s3.secretKey,
+      "--port",
+      `127.0.0.1:${port}`,
+      "--quiet",
+      "posix",
+      data,
+    ]);
     // Any HTTP answer (403 for an unsigned request) means the gateway serves.
     await proc.waitUntil(async () => (await fetch(this.s3.endpoint)).status > 0, 30_000);
   }

@@ -124,5 +124,10 @@ export class ManagedProcess {
 export function toolPaths(): Record<string, string> {
   const script = path.resolve(import.meta.dirname, "../../../hack/tools.sh");
   const out = execFileSync("bash", [script], { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] });
-  return Object.fromEntries(out.trim().split("\n").map((line) => line.split("=", 2) as [string, string]));
+  return Object.fromEntries(
+    out
+      .trim()
+      .split("\n")
+      .map((line) => line.split("=", 2) as [string, string]),
+  );
 }

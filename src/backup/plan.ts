@@ -4,11 +4,10 @@
 
 import { createHash } from "node:crypto";
 import picomatch from "picomatch";
+import type { ObjectInfo } from "../util/objects.js";
+import { joinPath } from "../util/paths.js";
 
-export interface ObjectInfo {
-  etag: string;
-  size: number;
-}
+export type { ObjectInfo } from "../util/objects.js";
 
 export type Index = Record<string, ObjectInfo>;
 
@@ -113,7 +112,11 @@ export function planSync(bucket: Index, previous: Index | undefined, repoFiles: 
 }
 
 /** First run: which downloads are new or changed, by comparing git blob ids with the repo's. */
-export function classifyByContent(blobIds: Map<string, string>, repoBlobIds: Map<string, string>, options: Pick<PlanOptions, "destPath" | "encrypt">): { added: string[]; modified: string[] } {
+export function classifyByContent(
+  blobIds: Map<string, string>,
+  repoBlobIds: Map<string, string>,
+  options: Pick<PlanOptions, "destPath" | "encrypt">,
+): { added: string[]; modified: string[] } {
   const added: string[] = [];
   const modified: string[] = [];
   for (const [key, oid] of blobIds) {
@@ -152,8 +155,15 @@ export function indexDigest(index: Index): string {
   return `sha256:${createHash("sha256").update(renderIndex(index, "")).digest("hex")}`;
 }
 
-export function commitMessage(plan: { clusters: Plan["clusters"]; files: number; deleted: number }, changes: { added: number; modified: number }, now: Date): string {
-  const stamp = now.toISOString().replace("T", " ").replace(/\.\d+Z$/, " UTC");
+export function commitMessage(
+  plan: { clusters: Plan["clusters"]; files: number; deleted: number },
+  changes: { added: number; modified: number },
+  now: Date,
+): string {
+  const stamp = now
+    .toISOString()
+    .replace("T", " ")
+    .replace(/\.\d+Z$/, " UTC");
   return [
     `Automated backup sync - ${stamp}`,
     "",
@@ -174,11 +184,4 @@ export function clusterCounts(keys: string[], prefix: string): { name: string; f
     counts.set(name, (counts.get(name) ?? 0) + 1);
   }
   return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([name, files]) => ({ name, files }));
-}
-
-function joinPath(...parts: string[]): string {
-  return parts
-    .map((p) => p.replace(/^\/+|\/+$/g, ""))
-    .filter(Boolean)
-    .join("/");
 }

@@ -5,13 +5,14 @@
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { runBackupSync, runBackupToDirectory } from "../backup/engine.js";
+import type { PlanOptions } from "../backup/plan.js";
+import { runBackupSync, runBackupToDirectory, type SyncResult } from "../engines/backup.js";
 import { GitRepository } from "../git/repo.js";
 import { WorkDirs } from "../git/workdir.js";
-import { sleep } from "../runtime/backoff.js";
-import { parseDuration } from "../runtime/duration.js";
-import { errorText, rootLogger } from "../runtime/log.js";
-import { registerSecret, safeUrl } from "../runtime/redact.js";
+import { sleep } from "../util/backoff.js";
+import { parseDuration } from "../util/duration.js";
+import { errorText, rootLogger } from "../util/log.js";
+import { registerSecret, safeUrl } from "../util/redact.js";
 import { Bucket } from "../s3/bucket.js";
 
 export const BACKUP_USAGE = `Usage: gitsync backup sync [options]
@@ -41,76 +42,157 @@ Options (environment variable in brackets):
   --health-check             print OK and exit
 `;
 
-export async function runBackup(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+/** Everything one run needs, resolved from flags first, then the old CronJob's environment. */
+export interface BackupOptions {
+  bucket: { endpoint: string; bucket: string; insecure: boolean };
+  credentials: { accessKey: string; secretKey: string };
+  /** The git destination; without it, a download-only mirror into workDir. */
+  repo?: { url: string; branch: string; username: string; email: string; token?: string };
+  workDir?: string;
+  plan: PlanOptions;
+  recipients: string[];
+  concurrency: number;
+  dryRun: boolean;
+  retry: { attempts: number; delayMs: number };
+}
+
+export type BackupCommand = { action: "help" | "health-check" } | { action: "sync"; options: BackupOptions } | { action: "usage-error"; message: string };
+
+/** Flags and environment in, the command to run out. Pure: no I/O, unit-tested. */
+export function resolveBackupCommand(argv: string[], env: NodeJS.ProcessEnv): BackupCommand {
   const [sub, ...rest] = argv;
-  if (sub === "--help" || sub === "-h" || sub === undefined) return process.stdout.write(BACKUP_USAGE), sub === undefined ? 2 : 0;
-  if (sub !== "sync") return usage(`unknown subcommand "${sub}"`);
+  if (sub === "--help" || sub === "-h") return { action: "help" };
+  if (sub !== "sync") return { action: "usage-error", message: sub === undefined ? "name a subcommand: sync" : `unknown subcommand "${sub}"` };
   let values: ReturnType<typeof parse>;
   try {
     values = parse(rest);
   } catch (err) {
-    return usage((err as Error).message);
+    return { action: "usage-error", message: (err as Error).message };
   }
-  if (values["health-check"]) return process.stdout.write("OK\n"), 0;
-  if (values.help) return process.stdout.write(BACKUP_USAGE), 0;
+  if (values["health-check"]) return { action: "health-check" };
+  if (values.help) return { action: "help" };
+  try {
+    return { action: "sync", options: resolveOptions(values, env) };
+  } catch (err) {
+    if (err instanceof UsageError) return { action: "usage-error", message: err.message };
+    throw err;
+  }
+}
 
-  const endpoint = values.endpoint ?? env.MINIO_ENDPOINT;
-  const accessKey = values["access-key"] ?? env.MINIO_ACCESS_KEY;
-  const secretKey = values["secret-key"] ?? env.MINIO_SECRET_KEY;
-  const repoUrl = values.repo ?? env.GIT_REPOSITORY;
-  if (!endpoint || !accessKey || !secretKey) return usage("the S3 endpoint and credentials are required (MINIO_ENDPOINT, MINIO_ACCESS_KEY, MINIO_SECRET_KEY)");
-  registerSecret(secretKey);
-  registerSecret(values.token ?? env.GIT_TOKEN);
+class UsageError extends Error {}
 
-  const log = rootLogger;
+type Flags = ReturnType<typeof parse>;
+
+function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
+  // A flag wins over the old CronJob's variable, which wins over the default.
+  const pick = (flag: keyof Flags, variable?: string): string | undefined => (values[flag] as string | undefined) ?? (variable ? env[variable] : undefined);
+  const pickOr = (flag: keyof Flags, variable: string | undefined, fallback: string): string => pick(flag, variable) ?? fallback;
+  const endpoint = pick("endpoint", "MINIO_ENDPOINT");
+  const accessKey = pick("access-key", "MINIO_ACCESS_KEY");
+  const secretKey = pick("secret-key", "MINIO_SECRET_KEY");
+  if (!endpoint || !accessKey || !secretKey)
+    throw new UsageError("the S3 endpoint and credentials are required (MINIO_ENDPOINT, MINIO_ACCESS_KEY, MINIO_SECRET_KEY)");
+  const repoUrl = pick("repo", "GIT_REPOSITORY");
+  const workDir = pick("work-dir", "WORK_DIR");
+  if (!repoUrl && !workDir) throw new UsageError("set GIT_REPOSITORY (or --repo), or WORK_DIR alone for a download-only mirror");
+  const username = pickOr("username", "GIT_USERNAME", "gitsync");
   const ssl = values.ssl ?? /^(1|true|yes)$/i.test(env.MINIO_USE_SSL ?? "");
-  const bucket = new Bucket({ endpoint, bucket: values.bucket ?? env.MINIO_BUCKET ?? "cluster-backups", insecure: !ssl }, { accessKey, secretKey });
-  const work = new WorkDirs(values["work-dir"] ?? env.WORK_DIR ?? path.join(os.tmpdir(), "gitsync-backup"));
-  const username = values.username ?? env.GIT_USERNAME ?? "gitsync";
-  const workDir = values["work-dir"] ?? env.WORK_DIR;
-  if (!repoUrl && !workDir) return usage("set GIT_REPOSITORY (or --repo), or WORK_DIR alone for a download-only mirror");
-  const attempts = Number(values["retry-attempts"] ?? env.RETRY_ATTEMPTS ?? 3);
-  const delayMs = retryDelay(values["retry-delay"] ?? env.RETRY_DELAY ?? "5s");
+  return {
+    bucket: { endpoint, bucket: pickOr("bucket", "MINIO_BUCKET", "cluster-backups"), insecure: !ssl },
+    credentials: { accessKey, secretKey },
+    repo: repoUrl
+      ? {
+          url: repoUrl,
+          branch: pickOr("branch", "GIT_BRANCH", "main"),
+          username,
+          email: pickOr("email", "GIT_EMAIL", "gitsync@localhost"),
+          token: pick("token", "GIT_TOKEN"),
+        }
+      : undefined,
+    workDir,
+    plan: {
+      prefix: pickOr("prefix", undefined, "clusterbackup/"),
+      destPath: pickOr("path", undefined, ""),
+      include: values.include ?? [],
+      exclude: values.exclude ?? [],
+      prune: !values["no-prune"],
+      maxDeletePercent: wholeNumber("--max-delete-percent", pickOr("max-delete-percent", undefined, "50")),
+      encrypt: values["encrypt-include"] ?? [],
+    },
+    recipients: values["encrypt-recipient"] ?? [],
+    concurrency: wholeNumber("--concurrency", pickOr("concurrency", undefined, "10")),
+    dryRun: values["dry-run"] ?? false,
+    retry: {
+      attempts: wholeNumber("RETRY_ATTEMPTS", pickOr("retry-attempts", "RETRY_ATTEMPTS", "3")),
+      delayMs: retryDelay(pickOr("retry-delay", "RETRY_DELAY", "5s")),
+    },
+  };
+}
+
+function wholeNumber(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) throw new UsageError(`${name} must be a whole number, not "${text}"`);
+  return n;
+}
+
+export async function runBackup(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const command = resolveBackupCommand(argv, env);
+  switch (command.action) {
+    case "help":
+      return (process.stdout.write(BACKUP_USAGE), 0);
+    case "health-check":
+      return (process.stdout.write("OK\n"), 0);
+    case "usage-error":
+      return usage(command.message);
+    case "sync":
+      return syncWithRetries(command.options);
+  }
+}
+
+/** Runs the sync, retrying RETRY_ATTEMPTS times; 0 on success, 1 when every attempt failed. */
+async function syncWithRetries(options: BackupOptions): Promise<number> {
+  const log = rootLogger;
+  registerSecret(options.credentials.secretKey);
+  registerSecret(options.repo?.token);
+  const bucket = new Bucket(options.bucket, options.credentials);
+  const destination = options.repo ? safeUrl(options.repo.url) : options.workDir;
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        const common = {
-          bucket,
-          options: {
-            prefix: values.prefix ?? "clusterbackup/",
-            destPath: values.path ?? "",
-            include: values.include ?? [],
-            exclude: values.exclude ?? [],
-            prune: !values["no-prune"],
-            maxDeletePercent: Number(values["max-delete-percent"] ?? 50),
-            encrypt: values["encrypt-include"] ?? [],
-          },
-          recipients: values["encrypt-recipient"] ?? [],
-          concurrency: Number(values.concurrency ?? 10),
-          dryRun: values["dry-run"] ?? false,
-        };
-        const result = repoUrl
-          ? await runBackupSync({
-              ...common,
-              repo: new GitRepository(repoUrl, work.cloneDir(repoUrl), { username, password: values.token ?? env.GIT_TOKEN }),
-              branch: values.branch ?? env.GIT_BRANCH ?? "main",
-              author: { name: username, email: values.email ?? env.GIT_EMAIL ?? "gitsync@localhost" },
-            })
-          : await runBackupToDirectory({ ...common, dir: workDir as string });
+        const result = await syncOnce(options, bucket);
         const changed = result.added + result.modified + result.deleted > 0;
-        const message = repoUrl ? (result.commit ? "Pushed backup commit" : "Backup already up to date") : changed ? "Wrote backup files" : "Backup already up to date";
-        log.info(message, { destination: repoUrl ? safeUrl(repoUrl) : workDir, ...result });
+        const message = options.repo
+          ? result.commit
+            ? "Pushed backup commit"
+            : "Backup already up to date"
+          : changed
+            ? "Wrote backup files"
+            : "Backup already up to date";
+        log.info(message, { destination, ...result });
         if (result.pruneRefused) log.warn("Refused to prune", { reason: result.pruneRefused });
         return 0;
       } catch (err) {
-        log.error("Backup sync failed", { attempt, attempts, error: errorText(err) });
-        if (attempt >= attempts) return 1;
-        await sleep(delayMs);
+        log.error("Backup sync failed", { attempt, attempts: options.retry.attempts, error: errorText(err) });
+        if (attempt >= options.retry.attempts) return 1;
+        await sleep(options.retry.delayMs);
       }
     }
   } finally {
     bucket.close();
   }
+}
+
+function syncOnce(options: BackupOptions, bucket: Bucket): Promise<SyncResult> {
+  const common = { bucket, options: options.plan, recipients: options.recipients, concurrency: options.concurrency, dryRun: options.dryRun };
+  const { repo } = options;
+  if (!repo) return runBackupToDirectory({ ...common, dir: options.workDir as string });
+  const work = new WorkDirs(options.workDir ?? path.join(os.tmpdir(), "gitsync-backup"));
+  return runBackupSync({
+    ...common,
+    repo: new GitRepository(repo.url, work.cloneDir(repo.url), { username: repo.username, password: repo.token }),
+    branch: repo.branch,
+    author: { name: repo.username, email: repo.email },
+  });
 }
 
 function parse(args: string[]) {
@@ -147,7 +229,12 @@ const OPTIONS = {
 
 /** RETRY_DELAY as the old CronJobs set it: seconds ("5") or a Go duration ("5s"). */
 function retryDelay(text: string): number {
-  return /^\d+$/.test(text) ? Number(text) * 1000 : parseDuration(text);
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  try {
+    return parseDuration(text);
+  } catch (err) {
+    throw new UsageError(`RETRY_DELAY: ${(err as Error).message}`);
+  }
 }
 
 function usage(message: string): number {

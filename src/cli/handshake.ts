@@ -10,8 +10,9 @@ import { GitRepository } from "../git/repo.js";
 import { WorkDirs } from "../git/workdir.js";
 import { checkHandshake } from "../handshake/check.js";
 import { formatResult, type OutputFormat } from "../handshake/format.js";
-import { CONTRACT_FILES, OPENAPI_FILES, parseService, type ServiceFiles, type ServiceManifest } from "../handshake/manifests.js";
-import { safeUrl } from "../runtime/redact.js";
+import { parseService, type ServiceFiles, type ServiceManifest } from "../handshake/manifests.js";
+import { collectServiceFiles } from "../handshake/sources.js";
+import { safeUrl } from "../util/redact.js";
 
 export const HANDSHAKE_USAGE = `Usage: gitsync handshake check [--mode strict|relaxed] [--output text|json|junit|github] SOURCE...
 
@@ -41,10 +42,11 @@ export async function runHandshake(argv: string[], out: (text: string) => void =
     process.stderr.write(`gitsync handshake check: ${(err as Error).message}\n`);
     return 2;
   }
-  if (values.help) return out(HANDSHAKE_USAGE), 0;
+  if (values.help) return (out(HANDSHAKE_USAGE), 0);
   const mode = values.mode?.toLowerCase();
   if (mode !== "strict" && mode !== "relaxed") return usageError(`--mode must be strict or relaxed, not "${values.mode}"`);
-  if (!["text", "json", "junit", "github"].includes(values.output ?? "")) return usageError(`--output must be text, json, junit or github, not "${values.output}"`);
+  if (!["text", "json", "junit", "github"].includes(values.output ?? ""))
+    return usageError(`--output must be text, json, junit or github, not "${values.output}"`);
   if (positionals.length === 0) return usageError("name at least one SOURCE");
 
   let manifests: ServiceManifest[];
@@ -69,40 +71,13 @@ async function readSource(source: string): Promise<ServiceFiles> {
   if (!/^[a-z]+:\/\//i.test(source) && !/^[\w.-]+@[\w.-]+:/.test(source)) {
     if (!existsSync(source)) throw new Error(`${source}: no such folder`);
     const read = (name: string): string | undefined => (existsSync(path.join(source, name)) ? readFileSync(path.join(source, name), "utf8") : undefined);
-    return collect(source, undefined, (name) => Promise.resolve(read(name)));
+    return collectServiceFiles(source, undefined, (name) => Promise.resolve(read(name)));
   }
   const [url = "", branch = "main"] = source.split("#");
   const work = new WorkDirs(path.join(os.tmpdir(), `gitsync-handshake-${process.pid}`));
   return work.withTemp("clone", async (dir) => {
     const repo = new GitRepository(url, dir, { username: process.env.GIT_USERNAME, password: process.env.GIT_TOKEN });
     const { commit } = await repo.sync({ branch });
-    const decode = async (name: string): Promise<string | undefined> => {
-      const bytes = await repo.readFile(commit, name);
-      return bytes && new TextDecoder().decode(bytes);
-    };
-    return collect(`${safeUrl(url)}#${branch}`, url, decode);
+    return collectServiceFiles(`${safeUrl(url)}#${branch}`, url, (name) => repo.readText(commit, name));
   });
-}
-
-/** Reads the known file names through `read`; the contract may be contract.yaml or an OpenAPI document. */
-export async function collect(source: string, url: string | undefined, read: (name: string) => Promise<string | undefined>): Promise<ServiceFiles> {
-  const files: ServiceFiles = { source, url, interface: (await read("interface.yaml")) ?? (await read("interface.yml")) };
-  for (const name of ["service.yaml", "service.yml"]) {
-    files.service ??= await read(name);
-    if (files.service !== undefined) {
-      files.serviceFile = name;
-      break;
-    }
-  }
-  for (const name of CONTRACT_FILES) files.contract ??= await read(name);
-  if (files.contract === undefined) {
-    for (const name of OPENAPI_FILES) {
-      const text = await read(name);
-      if (text !== undefined) {
-        files.openapi = { name, text };
-        break;
-      }
-    }
-  }
-  return files;
 }

@@ -1,12 +1,13 @@
 // `gitsync operator`: runs every controller in one process.
 
 import { parseArgs } from "node:util";
-import { parseDuration } from "../runtime/duration.js";
+import type { ControllerDeps } from "../controllers/deps.js";
 import { WorkDirs } from "../git/workdir.js";
 import { KubeClient } from "../runtime/kube.js";
-import { rootLogger } from "../runtime/log.js";
 import { Manager, type AnyController } from "../runtime/manager.js";
-import type { ControllerDeps } from "../controllers/index.js";
+import { parseDuration } from "../util/duration.js";
+import { rootLogger } from "../util/log.js";
+import { GIT_PUSH_PATH, gitPushRoute } from "../webhooks/git.js";
 
 export const OPERATOR_USAGE = `Usage: gitsync operator [options]
 
@@ -58,14 +59,14 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
   if (swept) log.info("Swept work directory", { root: workDirs.root, entries: swept });
   const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
   const leaderElect = values["no-leader-elect"] ? false : (values["leader-elect"] ?? inCluster);
+  const kube = KubeClient.fromKubeconfig(values.kubeconfig);
   const manager = new Manager(
     {
-      kube: KubeClient.fromKubeconfig(values.kubeconfig),
+      kube,
       log,
       httpAddress: values["http-address"],
       identity: values.identity,
       shutdownTimeoutMs: parseDuration(values["shutdown-timeout"]),
-      webhookSecret: values["webhook-secret"] ? { namespace: values["leader-election-namespace"], name: values["webhook-secret"] } : undefined,
       leaderElection: leaderElect && {
         namespace: values["leader-election-namespace"],
         name: values["leader-election-id"],
@@ -76,6 +77,9 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
     },
     makeControllers({ workDirs }),
   );
+  const webhookSecret = values["webhook-secret"];
+  if (webhookSecret)
+    manager.server.route(GIT_PUSH_PATH, gitPushRoute({ manager, kube, log, secret: { namespace: values["leader-election-namespace"], name: webhookSecret } }));
   try {
     await manager.run();
     return 0;

@@ -2,7 +2,7 @@
 // an S3 bucket, as reviewable commits.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitUrl, s3Location, secretRef, resourceOf, type KindDefinition } from "./common.js";
+import { commonSpecFields, commonStatusFields, gitUrl, s3Location, secretRef, type KindDefinition } from "./common.js";
 
 export const clusterBackupSyncSpec = z.object({
   ...commonSpecFields,
@@ -37,7 +37,8 @@ export const clusterBackupSyncStatus = z.object({
   lastSyncTime: z.string().optional(),
   lastSuccessfulSyncTime: z.string().optional(),
   nextSyncTime: z.string().optional(),
-  lastCommit: z.string().optional(),
+  lastCommit: z.string().optional().describe("The full id of the last commit pushed."),
+  lastCommitShort: z.string().optional().describe("The last commit pushed, as branch@sha1:abcdef12."),
   revision: z.string().optional(),
   files: z.number().int().optional(),
   clusters: z.array(z.object({ name: z.string(), files: z.number().int() })).optional(),
@@ -47,7 +48,19 @@ export const clusterBackupSyncStatus = z.object({
 export type ClusterBackupSyncSpec = z.infer<typeof clusterBackupSyncSpec>;
 export type ClusterBackupSyncStatus = z.infer<typeof clusterBackupSyncStatus>;
 
-export const clusterBackupSyncKind: KindDefinition = {
+/** The negative-polarity conditions of a ClusterBackupSync. */
+export const ClusterBackupSyncCondition = {
+  /** The bucket could not be read. */
+  FetchFailed: "FetchFailed",
+  /** The destination repository could not be updated. */
+  PushFailed: "PushFailed",
+  /** Deletions were refused by a guard (an empty listing, maxDeletePercent). */
+  PruneRefused: "PruneRefused",
+} as const;
+
+export const ClusterBackupSyncReason = { Synced: "Synced", MissingCredentials: "MissingCredentials", InvalidSchedule: "InvalidSchedule" } as const;
+
+export const clusterBackupSyncKind: KindDefinition<ClusterBackupSyncSpec, ClusterBackupSyncStatus> = {
   kind: "ClusterBackupSync",
   plural: "clusterbackupsyncs",
   singular: "clusterbackupsync",
@@ -57,8 +70,7 @@ export const clusterBackupSyncKind: KindDefinition = {
   columns: [
     { name: "Last Sync", type: "date", jsonPath: ".status.lastSuccessfulSyncTime" },
     { name: "Files", type: "integer", jsonPath: ".status.files" },
-    { name: "Commit", type: "string", jsonPath: ".status.lastCommit" },
+    { name: "Commit", type: "string", jsonPath: ".status.lastCommitShort" },
   ],
+  conditions: Object.values(ClusterBackupSyncCondition),
 };
-
-export const CLUSTER_BACKUP_SYNC_RESOURCE = resourceOf(clusterBackupSyncKind);

@@ -3,8 +3,7 @@
 // CRD YAML from hack/gen-crds.ts.
 
 import { z } from "zod";
-import { DURATION_PATTERN } from "../runtime/duration.js";
-import type { ResourceRef } from "../runtime/kube.js";
+import { DURATION_PATTERN } from "../util/duration.js";
 
 export const GROUP = "gitsync.dev";
 export const VERSION = "v1alpha1";
@@ -21,7 +20,10 @@ export const gitRef = z
   .object({
     branch: z.string().min(1).optional(),
     tag: z.string().min(1).optional(),
-    commit: z.string().regex(/^[0-9a-f]{40}$/, "must be a full 40-character commit id").optional(),
+    commit: z
+      .string()
+      .regex(/^[0-9a-f]{40}$/, "must be a full 40-character commit id")
+      .optional(),
   })
   .refine((ref) => [ref.branch, ref.tag, ref.commit].filter(Boolean).length === 1, "exactly one of branch, tag or commit must be set")
   .meta({
@@ -31,9 +33,7 @@ export const gitRef = z
   });
 
 /** Only the HTTP(S) smart protocol: isomorphic-git speaks nothing else. */
-export const gitUrl = z
-  .string()
-  .regex(/^https?:\/\/[^\s]+$/, "must be an http:// or https:// URL (ssh and scp-style URLs are not supported)");
+export const gitUrl = z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http:// or https:// URL (ssh and scp-style URLs are not supported)");
 
 export const gitSource = z.object({
   url: gitUrl.describe("HTTP(S) URL of the repository."),
@@ -88,22 +88,23 @@ export interface PrinterColumn {
   priority?: number;
 }
 
-/** Everything the generator needs to write one CRD. */
-export interface KindDefinition {
+/**
+ * A kind, stated once: what the CRD generator writes, what its controller reconciles, and
+ * the negative-polarity conditions its steps may set (the only ones its status carries
+ * beside Ready, Reconciling and Stalled).
+ */
+export interface KindDefinition<Spec = unknown, Status = unknown> {
   kind: string;
   plural: string;
   singular: string;
   shortNames: string[];
-  spec: z.ZodType;
-  status: z.ZodType;
+  spec: z.ZodType<Spec>;
+  status: z.ZodType<Status>;
   /** Kind-specific columns; Ready, Age and Status are added around them. */
   columns: PrinterColumn[];
+  /** Negative-polarity condition types, e.g. FetchFailed. */
+  conditions: readonly string[];
   group?: string;
   version?: string;
   categories?: string[];
-}
-
-/** Where a kind's objects live in the API, from the same definition the CRD is generated from. */
-export function resourceOf(def: KindDefinition): ResourceRef {
-  return { group: def.group ?? GROUP, version: def.version ?? VERSION, plural: def.plural, namespaced: true };
 }

@@ -2,11 +2,14 @@
 // config repos agree with each other.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitSource, resourceOf, type KindDefinition } from "./common.js";
+import { commonSpecFields, commonStatusFields, gitSource, type KindDefinition } from "./common.js";
 
 export const serviceHandshakeSpec = z.object({
   ...commonSpecFields,
-  mode: z.enum(["Strict", "Relaxed"]).default("Strict").describe("Strict: versions equal. Relaxed: semver-compatible or in range. An edge's own sync: strict wins."),
+  mode: z
+    .enum(["Strict", "Relaxed"])
+    .default("Strict")
+    .describe("Strict: versions equal. Relaxed: semver-compatible or in range. An edge's own sync: strict wins."),
   services: z
     .array(
       z.object({
@@ -27,15 +30,35 @@ export const serviceHandshakeStatus = z.object({
   servicesTotal: z.number().int().optional(),
   servicesFailed: z.number().int().optional(),
   services: z
-    .array(z.object({ name: z.string(), version: z.string().optional(), revision: z.string().optional(), handshake: z.boolean(), failures: z.array(failure).optional() }))
+    .array(
+      z.object({
+        name: z.string().describe("The service's name, or name (repo) where two services share a name."),
+        source: z.string().optional().describe("The repository (and path) the service was read from: its identity."),
+        version: z.string().optional(),
+        revision: z.string().optional(),
+        handshake: z.boolean(),
+        failures: z.array(failure).optional(),
+      }),
+    )
     .optional(),
+  warnings: z.array(z.string()).optional().describe("Problems that do not fail the handshake, such as two services with one name."),
   lastCheckedAt: z.string().optional(),
 });
 
 export type ServiceHandshakeSpec = z.infer<typeof serviceHandshakeSpec>;
 export type ServiceHandshakeStatus = z.infer<typeof serviceHandshakeStatus>;
 
-export const serviceHandshakeKind: KindDefinition = {
+/** The negative-polarity conditions of a ServiceHandshake, each owned by one step. */
+export const ServiceHandshakeCondition = {
+  FetchFailed: "FetchFailed",
+  ManifestInvalid: "ManifestInvalid",
+  HandshakeFailed: "HandshakeFailed",
+  PushFailed: "PushFailed",
+} as const;
+
+export const ServiceHandshakeReason = { HandshakeSucceeded: "HandshakeSucceeded", WroteBack: "WroteBack" } as const;
+
+export const serviceHandshakeKind: KindDefinition<ServiceHandshakeSpec, ServiceHandshakeStatus> = {
   kind: "ServiceHandshake",
   plural: "servicehandshakes",
   singular: "servicehandshake",
@@ -47,6 +70,5 @@ export const serviceHandshakeKind: KindDefinition = {
     { name: "Services", type: "integer", jsonPath: ".status.servicesTotal" },
     { name: "Failed", type: "integer", jsonPath: ".status.servicesFailed" },
   ],
+  conditions: Object.values(ServiceHandshakeCondition),
 };
-
-export const SERVICE_HANDSHAKE_RESOURCE = resourceOf(serviceHandshakeKind);

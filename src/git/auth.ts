@@ -2,7 +2,7 @@
 // password), or bearerToken; optional ca.crt. Only HTTP(S) URLs: isomorphic-git speaks
 // the smart HTTP protocol and nothing else.
 
-import { registerSecret, safeUrl } from "../runtime/redact.js";
+import { registerSecret, safeUrl } from "../util/redact.js";
 
 export interface GitCredentials {
   username?: string;
@@ -42,7 +42,9 @@ export function authHeaders(creds: GitCredentials | undefined): Record<string, s
 export function assertHttpUrl(url: string): void {
   if (/^https?:\/\//i.test(url)) return;
   if (/^ssh:\/\//i.test(url) || /^[\w.-]+@[\w.-]+:/.test(url) || /^git:\/\//i.test(url)) {
-    throw new Error(`${safeUrl(url)}: only http:// and https:// git URLs are supported (isomorphic-git speaks the smart HTTP protocol); use the repository's HTTPS URL with a token`);
+    throw new Error(
+      `${safeUrl(url)}: only http:// and https:// git URLs are supported (isomorphic-git speaks the smart HTTP protocol); use the repository's HTTPS URL with a token`,
+    );
   }
   throw new Error(`${safeUrl(url)}: not an http:// or https:// git URL`);
 }

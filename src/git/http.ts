@@ -26,7 +26,11 @@ export function createHttpClient(caCert?: string, stats?: TransportStats): HttpC
       if (stats) count(stats, req.method ?? "GET", url, body);
       const transport = url.protocol === "https:" ? https : http;
       const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
-        const outgoing = transport.request(url, { method: req.method ?? "GET", headers: req.headers, agent: url.protocol === "https:" ? agents.https : agents.http }, resolve);
+        const outgoing = transport.request(
+          url,
+          { method: req.method ?? "GET", headers: req.headers, agent: url.protocol === "https:" ? agents.https : agents.http },
+          resolve,
+        );
         outgoing.on("error", reject);
         outgoing.end(body);
       });

@@ -10,8 +10,9 @@
 import fs from "node:fs";
 import { mkdir } from "node:fs/promises";
 import git, { Errors, type HttpClient, type ReadTreeResult } from "isomorphic-git";
-import { backoffDelay, sleep } from "../runtime/backoff.js";
-import { redact, safeUrl } from "../runtime/redact.js";
+import { backoffDelay, sleep } from "../util/backoff.js";
+import { trimSlashes } from "../util/paths.js";
+import { redact, safeUrl } from "../util/redact.js";
 import { assertHttpUrl, authHeaders, type GitCredentials } from "./auth.js";
 import { gitFs } from "./fs.js";
 import { createHttpClient, type TransportStats } from "./http.js";
@@ -130,10 +131,16 @@ export class GitRepository {
     }
   }
 
+  /** A file as UTF-8 text at a commit, or undefined when the path does not exist there. */
+  async readText(commit: string, filepath: string): Promise<string | undefined> {
+    const bytes = await this.readFile(commit, filepath);
+    return bytes && new TextDecoder().decode(bytes);
+  }
+
   /** Every file below `prefix` at a commit, as path (relative to the root) → object id and mode. */
   async listTree(commit: string, prefix = ""): Promise<Map<string, TreeEntry>> {
     const files = new Map<string, TreeEntry>();
-    const root = prefix.replace(/^\/+|\/+$/g, "");
+    const root = trimSlashes(prefix);
     let start: ReadTreeResult;
     try {
       start = await git.readTree({ fs: gitFs, gitdir: this.gitdir, oid: commit, filepath: root || undefined, cache: this.cache });
@@ -172,7 +179,7 @@ export class GitRepository {
       const now = Math.floor(Date.now() / 1000);
       const signature = { ...options.author, timestamp: now, timezoneOffset: 0 };
       const commit = await git.writeCommit({
-        fs,
+        fs: gitFs,
         gitdir: this.gitdir,
         commit: { message: text.endsWith("\n") ? text : `${text}\n`, tree, parent: head ? [head] : [], author: signature, committer: signature },
       });
@@ -238,11 +245,23 @@ export class GitRepository {
     const depth = (await this.hasAnyRef()) ? undefined : cloneDepth;
     await this.ensureRepo();
     const result = await this.guard("fetch from", () =>
-      git.fetch({ fs: gitFs, http: this.http, gitdir: this.gitdir, url: this.url, ref: ref?.name, singleBranch: true, depth, tags: false, headers: this.requestHeaders(), cache: this.cache }),
+      git.fetch({
+        fs: gitFs,
+        http: this.http,
+        gitdir: this.gitdir,
+        url: this.url,
+        ref: ref?.name,
+        singleBranch: true,
+        depth,
+        tags: false,
+        headers: this.requestHeaders(),
+        cache: this.cache,
+      }),
     );
     // The mirror keeps refs/<heads|tags>/<name> at the fetched head: isomorphic-git offers
     // exactly that ref as "have" on the next fetch, so the server sends only what is new.
-    if (ref && result.fetchHead) await git.writeRef({ fs: gitFs, gitdir: this.gitdir, ref: `refs/${ref.namespace}/${ref.name}`, value: result.fetchHead, force: true });
+    if (ref && result.fetchHead)
+      await git.writeRef({ fs: gitFs, gitdir: this.gitdir, ref: `refs/${ref.namespace}/${ref.name}`, value: result.fetchHead, force: true });
   }
 
   private async ensureRepo(): Promise<void> {
@@ -282,12 +301,14 @@ export class GitRepository {
     const where = safeUrl(this.url);
     if (err instanceof Errors.HttpError) {
       const status = (err.data as { statusCode?: number }).statusCode ?? 0;
-      if (status === 401 || status === 403) return new GitError("auth", `authentication failed for ${where} (HTTP ${status}): check the credentials in the Secret`);
+      if (status === 401 || status === 403)
+        return new GitError("auth", `authentication failed for ${where} (HTTP ${status}): check the credentials in the Secret`);
       if (status === 404) return new GitError("not-found", `repository ${where} not found (HTTP 404)`);
       return new GitError("network", `failed to ${what} ${where}: HTTP ${status}`);
     }
     if (err instanceof Errors.PushRejectedError) return new GitError("rejected", `${where}: push rejected (${err.data.reason}): the remote moved`);
-    if (err instanceof Errors.SmartHttpError) return new GitError("network", `failed to ${what} ${where}: the server did not answer as a git smart-HTTP server`);
+    if (err instanceof Errors.SmartHttpError)
+      return new GitError("network", `failed to ${what} ${where}: the server did not answer as a git smart-HTTP server`);
     const message = err instanceof Error ? err.message : String(err);
     const code = (err as { code?: string }).code;
     return new GitError("network", `failed to ${what} ${where}: ${code && !message.includes(code) ? `${code} ` : ""}${message}`, err);

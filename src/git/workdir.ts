@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import { safeUrl } from "../runtime/redact.js";
+import { safeUrl } from "../util/redact.js";
 
 export class WorkDirs {
   private readonly locks = new Map<string, Promise<void>>();

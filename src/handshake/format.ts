@@ -8,7 +8,7 @@ export type OutputFormat = "text" | "json" | "junit" | "github";
 export function formatResult(result: HandshakeResult, format: OutputFormat): string {
   switch (format) {
     case "json":
-      return `${JSON.stringify({ handshake: result.handshake, mode: result.mode, services: result.services }, null, 2)}\n`;
+      return `${JSON.stringify({ handshake: result.handshake, mode: result.mode, services: result.services, warnings: result.warnings }, null, 2)}\n`;
     case "junit":
       return junit(result);
     case "github":
@@ -19,16 +19,21 @@ export function formatResult(result: HandshakeResult, format: OutputFormat): str
 }
 
 function text(result: HandshakeResult): string {
-  const rows = result.services.map((s) => [s.name, s.version ?? "-", s.handshake ? "ok" : "FAILED", s.failures.map((f) => f.reason).join(", ") || "-"]);
+  const rows = result.services.map((s) => [s.label, s.version ?? "-", s.handshake ? "ok" : "FAILED", s.failures.map((f) => f.reason).join(", ") || "-"]);
   const header = ["SERVICE", "VERSION", "HANDSHAKE", "FAILURES"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]): string => cells.map((c, i) => c.padEnd(widths[i] ?? 0)).join("  ").trimEnd();
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => c.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd();
   const failures = result.services.flatMap((s) => s.failures.map((f) => `  - ${f.reason}: ${f.message}`));
   return [
     line(header),
     ...rows.map(line),
     "",
     ...(failures.length ? ["Failures:", ...failures, ""] : []),
+    ...(result.warnings.length ? ["Warnings:", ...result.warnings.map((w) => `  - ${w}`), ""] : []),
     `Handshake ${result.handshake ? "succeeded" : "failed"} (${result.mode}): ${result.services.filter((s) => s.handshake).length}/${result.services.length} services agree`,
     "",
   ].join("\n");
@@ -47,6 +52,7 @@ function junit(result: HandshakeResult): string {
     `<testsuites name="gitsync handshake" tests="${result.edges.length}" failures="${failed}">`,
     `  <testsuite name="handshake (${result.mode})" tests="${result.edges.length}" failures="${failed}">`,
     ...cases,
+    ...(result.warnings.length ? [`    <system-out>${result.warnings.map((w) => `Warning: ${xml(w)}`).join("\n")}</system-out>`] : []),
     "  </testsuite>",
     "</testsuites>",
     "",
@@ -54,8 +60,14 @@ function junit(result: HandshakeResult): string {
 }
 
 function github(result: HandshakeResult): string {
-  const lines = result.services.flatMap((s) => s.failures.map((f) => `::error title=${f.reason} (${s.name} -> ${f.dependency})::${f.message.replace(/%/g, "%25").replace(/\r?\n/g, "%0A")}`));
-  lines.push(result.handshake ? `::notice title=Handshake succeeded::${result.services.length} services agree (${result.mode})` : `::error title=Handshake failed::${result.services.filter((s) => !s.handshake).length} of ${result.services.length} services disagree (${result.mode})`);
+  const escape = (text: string): string => text.replace(/%/g, "%25").replace(/\r?\n/g, "%0A");
+  const lines = result.warnings.map((w) => `::warning title=Duplicate service name::${escape(w)}`);
+  lines.push(...result.services.flatMap((s) => s.failures.map((f) => `::error title=${f.reason} (${s.label} -> ${f.dependency})::${escape(f.message)}`)));
+  lines.push(
+    result.handshake
+      ? `::notice title=Handshake succeeded::${result.services.length} services agree (${result.mode})`
+      : `::error title=Handshake failed::${result.services.filter((s) => !s.handshake).length} of ${result.services.length} services disagree (${result.mode})`,
+  );
   return `${lines.join("\n")}\n`;
 }
 

@@ -4,7 +4,7 @@
 
 import { parseDocument } from "yaml";
 import { z } from "zod";
-import { fieldPath } from "../runtime/fields.js";
+import { fieldPath } from "../util/fields.js";
 
 export interface Endpoint {
   method: string;
@@ -32,6 +32,8 @@ export interface ServiceManifest {
   repos: string[];
   /** Where it was read from, for messages. */
   source: string;
+  /** The repository URL it was read from, if any: with the path, the service's identity. */
+  url?: string;
   dependencies: Dependency[];
   contract?: { version?: string; endpoints: Endpoint[] };
   interface?: { version?: string; dependencies: InterfaceDependency[] };
@@ -124,6 +126,7 @@ export function parseService(files: ServiceFiles): ServiceManifest {
     version: stripV(service.metadata.version ?? service.version),
     repos: [service.metadata.repo, files.url].filter((r): r is string => Boolean(r)),
     source: files.source,
+    url: files.url,
     dependencies: Object.entries(service.desiredState ?? {}).map(([key, d]) => ({ key, sync: d.sync, repo: d.repo, version: stripV(d.version) })),
   };
   if (files.contract !== undefined) {

@@ -13,9 +13,9 @@ export interface ActualState {
   details: Record<string, { status: "success" | "failed"; message: string }>;
 }
 
-/** actualState for one service, keyed by its desiredState dependency keys. */
-export function actualStateFor(service: ServiceManifest, edges: EdgeResult[], now: string): ActualState {
-  const own = edges.filter((e) => e.from === service.name);
+/** actualState for the service at `index` of the check's input, keyed by its desiredState dependency keys. */
+export function actualStateFor(service: ServiceManifest, index: number, edges: EdgeResult[], now: string): ActualState {
+  const own = edges.filter((e) => e.fromService === index);
   const details: ActualState["details"] = {};
   service.dependencies.forEach((dependency, i) => {
     const failures = own[i]?.failures ?? [];

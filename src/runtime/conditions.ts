@@ -22,7 +22,10 @@ const MAX_MESSAGE = 32_768;
 /** A reason as the API requires it: letters first, only [A-Za-z0-9_,:], no trailing punctuation. */
 export function validReason(reason: string): string {
   if (REASON_PATTERN.test(reason)) return reason;
-  const cleaned = reason.replace(/[^A-Za-z0-9_,:]/g, "").replace(/^[^A-Za-z]+/, "").replace(/[,:]+$/, "");
+  const cleaned = reason
+    .replace(/[^A-Za-z0-9_,:]/g, "")
+    .replace(/^[^A-Za-z]+/, "")
+    .replace(/[,:]+$/, "");
   return cleaned || "Unknown";
 }
 
@@ -72,6 +75,11 @@ export class ConditionSet {
     this.byType.delete(type);
   }
 
+  /** Stamps every condition with this pass's generation: each was evaluated by it. */
+  observeAll(): void {
+    for (const condition of this.byType.values()) condition.observedGeneration = this.generation;
+  }
+
   /** Negative-polarity conditions currently True, in a stable order. */
   failures(): Condition[] {
     return [...this.byType.values()]
@@ -84,6 +92,19 @@ export class ConditionSet {
     const rank = (type: string): number => [READY, RECONCILING, STALLED].indexOf(type) + 1 || 99;
     return [...this.byType.values()].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
   }
+}
+
+export const PROGRESSING = "Progressing";
+
+/**
+ * Work under way, shown before the long steps run: Reconciling True (and never Stalled
+ * beside it). A new generation also makes Ready False, since the old result no longer
+ * describes the spec; a requestedAt alone leaves Ready as it was.
+ */
+export function markProgressing(conditions: ConditionSet, message: string, newGeneration: boolean): void {
+  conditions.delete(STALLED);
+  conditions.set(RECONCILING, "True", PROGRESSING, message);
+  if (newGeneration || !conditions.get(READY)) conditions.set(READY, "False", PROGRESSING, message);
 }
 
 /** What a reconcile pass concluded, before it is turned into conditions. */

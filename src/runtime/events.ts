@@ -2,9 +2,9 @@
 // record an event is logged and never fails the reconcile.
 
 import { randomBytes } from "node:crypto";
-import { microTime, type KubeClient, type KubeObject } from "./kube.js";
-import { redact } from "./redact.js";
-import { errorText, type Logger } from "./log.js";
+import { BuiltinResources, microTime, resourcePath, type KubeClient, type KubeObject } from "./kube.js";
+import { redact } from "../util/redact.js";
+import { errorText, type Logger } from "../util/log.js";
 
 export const REPORTING_CONTROLLER = "gitsync.dev/gitsync-operator";
 const MAX_NOTE = 1024;
@@ -35,7 +35,7 @@ export class EventRecorder {
       regarding: { apiVersion: regarding.apiVersion, kind: regarding.kind, name, namespace, uid, resourceVersion },
     };
     try {
-      await this.kube.request("POST", `/apis/events.k8s.io/v1/namespaces/${namespace}/events`, { body: event });
+      await this.kube.request("POST", resourcePath(BuiltinResources.events, namespace), { body: event });
     } catch (err) {
       this.log.warn("Failed to record event", { kind: regarding.kind, namespace, name, reason, error: errorText(err) });
     }

@@ -2,9 +2,9 @@
 // (bookmarks keep it fresh), re-list on 410 Gone, and reconnect with backoff after errors
 // and API server restarts. Handlers only learn which keys changed.
 
-import { backoffDelay, sleep } from "./backoff.js";
+import { backoffDelay, sleep } from "../util/backoff.js";
 import { isGone, KubeApiError, resourcePath, type KubeClient, type KubeList, type KubeObject, type ResourceRef, type WatchEvent } from "./kube.js";
-import { errorText, type Logger } from "./log.js";
+import { errorText, type Logger } from "../util/log.js";
 
 export type ChangeHandler<T> = (key: string, previous: T | undefined, current: T | undefined) => void;
 
@@ -25,6 +25,8 @@ export class Informer<T extends KubeObject> {
     private readonly ref: ResourceRef,
     private readonly onChange: ChangeHandler<T>,
     private readonly log: Logger,
+    /** Narrows what is cached, e.g. to the objects the operator manages. */
+    private readonly selector: { labelSelector?: string } = {},
   ) {}
 
   get synced(): boolean {
@@ -64,7 +66,7 @@ export class Informer<T extends KubeObject> {
     let resourceVersion: string;
     do {
       const page = await this.kube.request<KubeList<T>>("GET", resourcePath(this.ref), {
-        query: { limit: PAGE_SIZE, continue: continueToken },
+        query: { limit: PAGE_SIZE, continue: continueToken, labelSelector: this.selector.labelSelector },
         signal,
       });
       for (const item of page.items) seen.set(objectKey(item), item);
@@ -100,7 +102,7 @@ export class Informer<T extends KubeObject> {
     try {
       await this.kube.watch<T>(
         resourcePath(this.ref),
-        { resourceVersion, allowWatchBookmarks: true, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
+        { resourceVersion, allowWatchBookmarks: true, labelSelector: this.selector.labelSelector, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
         (event: WatchEvent<T>) => {
           if (event.type === "ERROR") {
             const status = event.object as unknown as { code?: number; reason?: string; message?: string };

@@ -5,6 +5,7 @@
 import https from "node:https";
 import http from "node:http";
 import { KubeConfig } from "@kubernetes/client-node";
+import { GROUP, VERSION, type KindDefinition } from "../crds/common.js";
 
 export const FIELD_MANAGER = "gitsync-operator";
 
@@ -72,6 +73,19 @@ export interface ResourceRef {
   version: string;
   plural: string;
   namespaced: boolean;
+}
+
+/** The built-in resources the runtime itself reads and writes. */
+export const BuiltinResources = {
+  secrets: { group: "", version: "v1", plural: "secrets", namespaced: true },
+  configMaps: { group: "", version: "v1", plural: "configmaps", namespaced: true },
+  events: { group: "events.k8s.io", version: "v1", plural: "events", namespaced: true },
+  leases: { group: "coordination.k8s.io", version: "v1", plural: "leases", namespaced: true },
+} as const satisfies Record<string, ResourceRef>;
+
+/** Where a kind's objects live in the API, from the same definition the CRD is generated from. */
+export function resourceOf(def: Pick<KindDefinition, "group" | "version" | "plural">): ResourceRef {
+  return { group: def.group ?? GROUP, version: def.version ?? VERSION, plural: def.plural, namespaced: true };
 }
 
 export function resourcePath(ref: ResourceRef, namespace?: string, name?: string, subresource?: string): string {

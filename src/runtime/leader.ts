@@ -3,9 +3,9 @@
 // observed locally (so clock skew between hosts does not matter); the leader renews every
 // retryPeriod and gives up when it cannot renew within renewDeadline.
 
-import { sleep } from "./backoff.js";
-import { isConflict, isNotFound, microTime, type KubeClient } from "./kube.js";
-import { errorText, type Logger } from "./log.js";
+import { sleep } from "../util/backoff.js";
+import { BuiltinResources, isConflict, isNotFound, microTime, resourcePath, type KubeClient } from "./kube.js";
+import { errorText, type Logger } from "../util/log.js";
 import { leaderGauge } from "./metrics.js";
 
 export interface LeaderElectionOptions {
@@ -39,7 +39,7 @@ export class LeaderElector {
   ) {}
 
   private get path(): string {
-    return `/apis/coordination.k8s.io/v1/namespaces/${this.options.namespace}/leases`;
+    return resourcePath(BuiltinResources.leases, this.options.namespace);
   }
 
   /** Resolves once this process holds the lease; false if the signal aborted first. */
@@ -76,7 +76,7 @@ export class LeaderElector {
     const lease = this.lease;
     if (!lease || lease.spec.holderIdentity !== this.options.identity) return;
     try {
-      await this.kube.request("PUT", `${this.path}/${this.options.name}`, {
+      await this.kube.request("PUT", resourcePath(BuiltinResources.leases, this.options.namespace, this.options.name), {
         body: { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime() } },
       });
       this.log.info("Released leadership", { identity: this.options.identity });
@@ -91,7 +91,7 @@ export class LeaderElector {
     try {
       let current: Lease;
       try {
-        current = await this.kube.request<Lease>("GET", `${this.path}/${this.options.name}`);
+        current = await this.kube.request<Lease>("GET", resourcePath(BuiltinResources.leases, this.options.namespace, this.options.name));
       } catch (err) {
         if (!isNotFound(err)) throw err;
         this.lease = await this.kube.request<Lease>("POST", this.path, {
@@ -119,7 +119,9 @@ export class LeaderElector {
             renewTime: now,
             leaseTransitions: (current.spec.leaseTransitions ?? 0) + 1,
           };
-      this.lease = await this.kube.request<Lease>("PUT", `${this.path}/${this.options.name}`, { body: { ...current, spec } });
+      this.lease = await this.kube.request<Lease>("PUT", resourcePath(BuiltinResources.leases, this.options.namespace, this.options.name), {
+        body: { ...current, spec },
+      });
       this.observed = { record: JSON.stringify(this.lease.spec), at: Date.now() };
       return true;
     } catch (err) {

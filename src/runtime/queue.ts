@@ -2,7 +2,7 @@
 // never runs twice at the same time, is re-run once if it was added while running, and
 // fails into per-key exponential backoff.
 
-import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from "./backoff.js";
+import { backoffDelay, DEFAULT_BACKOFF, type BackoffPolicy } from "../util/backoff.js";
 
 /** What a handler asks for next: nothing, a later pass, or a retry after failure. */
 export interface WorkResult {

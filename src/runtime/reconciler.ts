@@ -1,23 +1,25 @@
 // The reconcile skeleton every kind shares:
-//   get (gone: done) → deleting: cleanup, drop finalizer → ensure finalizer → suspended:
-//   report and stop → steps in order → summarize conditions → one status patch → requeue.
+//   read from the cache (gone: done) → deleting: cleanup, drop finalizer → ensure finalizer →
+//   parse the spec → suspended: report and stop → new generation or requestedAt: show
+//   Reconciling → steps in order → summarize conditions → one status patch → requeue.
 // Steps only gather and decide; this file alone turns their outcome into status, events,
 // logs and metrics.
 
 import { randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
-import type { z } from "zod";
-import { ConditionSet, READY, summarize, type Condition, type Outcome } from "./conditions.js";
-import { parseDuration } from "./duration.js";
-import { withJitter } from "./backoff.js";
-import { asReconcileError, generic, ReconcileError, stalling } from "./errors.js";
+import type { KindDefinition } from "../crds/common.js";
+import { withJitter } from "../util/backoff.js";
+import { parseDuration } from "../util/duration.js";
+import { describeZodError } from "../util/fields.js";
+import { errorText, type Logger } from "../util/log.js";
+import { redact } from "../util/redact.js";
+import { ConditionSet, markProgressing, READY, summarize, type Condition, type Outcome } from "./conditions.js";
+import { asReconcileError, ProgrammingError, ReconcileError, retry, stall } from "./errors.js";
 import type { EventRecorder, EventType } from "./events.js";
-import { FIELD_MANAGER, isNotFound, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./kube.js";
-import { errorText, type Logger } from "./log.js";
+import { FIELD_MANAGER, resourceOf, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./kube.js";
 import { reconcileDuration, reconcileTotal } from "./metrics.js";
 import type { WorkResult } from "./queue.js";
-import { describeZodError } from "./fields.js";
-import { redact } from "./redact.js";
+import { runSteps, type Step, type StepConditions } from "./steps.js";
 
 export const REQUESTED_AT_ANNOTATION = "gitsync.dev/requestedAt";
 
@@ -33,16 +35,15 @@ export interface CommonStatus {
   lastHandledReconcileAt?: string;
 }
 
-export interface CustomObject<Spec extends CommonSpec, Status extends CommonStatus> extends KubeObject {
+export interface CustomObject<Spec, Status> extends KubeObject {
   spec: Spec;
   status?: Status;
 }
 
 /** What a step sees: the object as read, a draft of its status, and the tools to act. */
-export interface ReconcileContext<Spec extends CommonSpec, Status extends CommonStatus> {
+export interface ReconcileContext<Spec, Status> extends StepConditions {
   readonly object: CustomObject<Spec, Status>;
   readonly status: Status;
-  readonly conditions: ConditionSet;
   readonly kube: KubeClient;
   readonly log: Logger;
   /** Aborts when spec.timeout runs out or the process shuts down. */
@@ -55,18 +56,19 @@ export interface ReconcileContext<Spec extends CommonSpec, Status extends Common
   event(type: EventType, reason: string, note: string): void;
 }
 
-/** A step gathers I/O, calls pure decisions, writes status; it throws a ReconcileError to stop the pass. */
-export type Step<Spec extends CommonSpec, Status extends CommonStatus> = (ctx: ReconcileContext<Spec, Status>) => Promise<void>;
+export type KindStep<Spec, Status, Pass> = Step<ReconcileContext<Spec, Status>, Pass>;
 
-export interface ControllerDefinition<Spec extends CommonSpec, Status extends CommonStatus> {
-  kind: string;
-  resource: ResourceRef;
-  /** Parses the spec at the boundary; a failure stalls with a message naming the field. */
-  specSchema: z.ZodType<Spec>;
-  steps: Step<Spec, Status>[];
+export interface ControllerDefinition<Spec extends CommonSpec, Status extends CommonStatus, Pass> {
+  /** The kind as the CRD generator states it: names, schema, declared conditions. */
+  kind: KindDefinition<Spec, Status>;
+  /** The typed state one pass's steps hand to each other. */
+  newPass(): Pass;
+  steps: readonly KindStep<Spec, Status, Pass>[];
   defaultInterval: string;
   concurrency?: number;
-  finalizer?: { name: string; cleanup: (ctx: ReconcileContext<Spec, Status>) => Promise<void> };
+  finalizer?: { name: string; cleanup(ctx: ReconcileContext<Spec, Status>): Promise<void> };
+  /** Resources this kind applies; a change or deletion of one reconciles its owner. */
+  owns?: readonly ResourceRef[];
   /** The git URLs an object reads, so a push webhook for one of them reconciles it at once. */
   sourceUrls?: (spec: Spec) => string[];
 }
@@ -76,97 +78,150 @@ export interface ReconcilerDeps {
   events: EventRecorder;
   log: Logger;
   shutdown: AbortSignal;
+  /** The object as the informer's cache holds it (no GET per pass). */
+  read: (key: string) => KubeObject | undefined;
 }
 
-export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
+interface PendingEvent {
+  type: EventType;
+  reason: string;
+  note: string;
+}
+
+export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pass> {
+  private readonly kind: string;
+  private readonly resource: ResourceRef;
+
   constructor(
-    private readonly definition: ControllerDefinition<Spec, Status>,
+    private readonly definition: ControllerDefinition<Spec, Status, Pass>,
     private readonly deps: ReconcilerDeps,
-  ) {}
+  ) {
+    this.kind = definition.kind.kind;
+    this.resource = resourceOf(definition.kind);
+  }
 
   /** One pass over namespace/name; the queue acts on what it returns. */
   async reconcile(key: string): Promise<WorkResult> {
     const [namespace, name] = key.split("/") as [string, string];
-    const { kind } = this.definition;
-    const log = this.deps.log.child({ kind, namespace, name, reconcileId: randomUUID() });
-    const timer = reconcileDuration.startTimer({ kind });
+    const log = this.deps.log.child({ kind: this.kind, namespace, name, reconcileId: randomUUID() });
+    const timer = reconcileDuration.startTimer({ kind: this.kind });
     const count = (result: string): void => {
       timer();
-      reconcileTotal.inc({ kind, result });
+      reconcileTotal.inc({ kind: this.kind, result });
     };
-    log.debug(`Reconciling ${kind}`);
-    let object: CustomObject<Spec, Status>;
-    try {
-      object = await this.deps.kube.request("GET", resourcePath(this.definition.resource, namespace, name));
-    } catch (err) {
-      if (isNotFound(err)) return count("deleted"), {};
-      log.error("Failed to read object", { error: errorText(err) });
-      return count("retrying"), { failed: true };
-    }
+    const cached = this.deps.read(key);
+    if (!cached) return (count("deleted"), {});
+    let object = structuredClone(cached) as CustomObject<Spec, Status>;
+    log.debug(`Reconciling ${this.kind}`);
     try {
       if (object.metadata.deletionTimestamp) {
         await this.finalize(object, log);
-        return count("deleted"), {};
+        return (count("deleted"), {});
       }
       object = await this.ensureFinalizer(object);
-      const outcome = await this.runSteps(object, log);
-      count(outcome.outcome.result);
-      return outcome.next;
+      const { outcome, next } = await this.pass(object, log);
+      count(outcome.result);
+      return next;
     } catch (err) {
       // Only API writes of the skeleton itself land here (finalizer, status patch).
-      log.error("Failed to update object", { error: errorText(err) });
-      return count("retrying"), { failed: true };
+      log.error(`Failed to update ${this.kind}`, { error: errorText(err) });
+      return (count("retrying"), { failed: true });
     }
   }
 
-  private async runSteps(object: CustomObject<Spec, Status>, log: Logger): Promise<{ outcome: Outcome; next: WorkResult }> {
+  private async pass(object: CustomObject<Spec, Status>, log: Logger): Promise<{ outcome: Outcome; next: WorkResult }> {
     const generation = object.metadata.generation ?? 0;
-    const previous = object.status ?? ({} as Status);
-    const conditions = new ConditionSet(previous.conditions, generation);
-    const pendingEvents: { type: EventType; reason: string; note: string }[] = [];
-    const timeoutMs = object.spec?.timeout ? safeDuration(object.spec.timeout) : undefined;
-    const signal = timeoutMs ? AbortSignal.any([this.deps.shutdown, AbortSignal.timeout(timeoutMs)]) : this.deps.shutdown;
-    const ctx: ReconcileContext<Spec, Status> = {
-      object,
-      status: structuredClone(previous),
-      conditions,
-      kube: this.deps.kube,
-      log,
-      signal,
-      result: { reason: "Succeeded", message: "Reconciliation succeeded" },
-      event: (type, reason, note) => pendingEvents.push({ type, reason, note }),
-    };
+    const original = object.status ?? ({} as Status);
+    const pendingEvents: PendingEvent[] = [];
+    const parsed = this.definition.kind.spec.safeParse(object.spec ?? {});
+    const started = parsed.success && !parsed.data.suspend ? await this.showProgress(object, original) : original;
+    const conditions = new ConditionSet(started.conditions, generation);
+    const ctx = this.context(object, structuredClone(started), log, pendingEvents);
 
-    const outcome = await this.decide(ctx);
+    let outcome: Outcome;
+    if (!parsed.success) outcome = outcomeOf(stall(`${this.kind} ${object.metadata.name}: ${describeZodError(parsed.error)}`, { reason: "InvalidSpec" }));
+    else if (parsed.data.suspend) outcome = { result: "suspended" };
+    else {
+      object.spec = parsed.data;
+      outcome = await this.runSteps(ctx, conditions);
+    }
     summarize(conditions, outcome);
+    conditions.observeAll();
     ctx.status.conditions = conditions.list();
     ctx.status.observedGeneration = generation;
     const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
     if (requestedAt) ctx.status.lastHandledReconcileAt = requestedAt;
-    if (!isDeepStrictEqual(ctx.status, previous)) await this.patchStatus(object, ctx.status);
+    if (!isDeepStrictEqual(ctx.status, started)) await this.patchStatus(object, ctx.status);
 
-    await this.announce(object, { before: previous.conditions, after: conditions, stepEvents: pendingEvents, outcome }, log);
+    await this.announce(object, { before: original.conditions, after: conditions, stepEvents: pendingEvents, outcome }, log);
     return { outcome, next: this.nextPass(object, outcome, ctx.requeueAfterMs) };
   }
 
-  private async decide(ctx: ReconcileContext<Spec, Status>): Promise<Outcome> {
-    const parsed = this.definition.specSchema.safeParse(ctx.object.spec ?? {});
-    if (!parsed.success) {
-      return outcomeOf(stalling("InvalidSpec", `${this.definition.kind} ${ctx.object.metadata.name}: ${describeZodError(parsed.error)}`));
-    }
-    (ctx.object as { spec: Spec }).spec = parsed.data;
-    if (parsed.data.suspend) return { result: "suspended" };
+  /**
+   * On a new generation or a new requestedAt, patches Reconciling=True before the long steps
+   * run, so `kubectl get` shows work under way. No write when nothing is new.
+   */
+  private async showProgress(object: CustomObject<Spec, Status>, previous: Status): Promise<Status> {
+    const generation = object.metadata.generation ?? 0;
+    const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    const newGeneration = previous.observedGeneration !== generation;
+    const newRequest = requestedAt !== undefined && requestedAt !== previous.lastHandledReconcileAt;
+    if (!newGeneration && !newRequest) return previous;
+    const conditions = new ConditionSet(previous.conditions, generation);
+    const message = newGeneration ? `Reconciling generation ${generation}` : `Reconciling as requested at ${requestedAt}`;
+    markProgressing(conditions, message, newGeneration);
+    const next = { ...previous, conditions: conditions.list() };
+    if (!isDeepStrictEqual(next, previous)) await this.patchStatus(object, next);
+    return next;
+  }
+
+  private context(
+    object: CustomObject<Spec, Status>,
+    status: Status,
+    log: Logger,
+    events: PendingEvent[],
+  ): ReconcileContext<Spec, Status> & { bind(c: StepConditions): void } {
+    const timeoutMs = object.spec?.timeout ? safeDuration(object.spec.timeout) : undefined;
+    let bound: StepConditions | undefined;
+    return {
+      object,
+      status,
+      kube: this.deps.kube,
+      log,
+      signal: timeoutMs ? AbortSignal.any([this.deps.shutdown, AbortSignal.timeout(timeoutMs)]) : this.deps.shutdown,
+      result: { reason: "Succeeded", message: "Reconciliation succeeded" },
+      event: (type, reason, note) => events.push({ type, reason, note }),
+      markFailure: (condition, message, options) => {
+        if (!bound) throw new ProgrammingError(`${this.kind}: markFailure(${condition}) outside a step`);
+        bound.markFailure(condition, message, options);
+      },
+      bind: (conditions) => (bound = conditions),
+    };
+  }
+
+  private async runSteps(ctx: ReturnType<Reconciler<Spec, Status, Pass>["context"]>, conditions: ConditionSet): Promise<Outcome> {
     try {
-      for (const step of this.definition.steps) {
-        await step(ctx);
-        if (ctx.signal.aborted) throw new Error(`timed out after ${ctx.object.spec.timeout ?? "shutdown"}`);
-      }
+      const { stalling } = await runSteps({
+        kind: this.kind,
+        steps: this.definition.steps,
+        ctx,
+        pass: this.definition.newPass(),
+        conditions,
+        bind: (conditions) => ctx.bind(conditions),
+        signal: ctx.signal,
+        onStep: (step, ms, ok) => ctx.log.debug(ok ? "Ran step" : "Failed step", { step, ms: Math.round(ms) }),
+      });
+      if (stalling) return { result: "stalled", ...stalling, pollInputs: true };
       return { result: "success", ...ctx.result };
     } catch (err) {
+      if (err instanceof ProgrammingError) {
+        ctx.log.error("Failed on a programming error", { error: err.message });
+        return outcomeOf(stall(err.message, { reason: "ProgrammingError" }));
+      }
       if (ctx.signal.aborted && !(err instanceof ReconcileError)) {
         const timedOut = !this.deps.shutdown.aborted;
         const what = timedOut ? `timed out after ${ctx.object.spec.timeout}` : "interrupted by shutdown";
-        return outcomeOf(generic(timedOut ? "Timeout" : "ShuttingDown", `${what}: ${errorText(err)}`));
+        return outcomeOf(retry(`${what}: ${errorText(err)}`, { reason: timedOut ? "Timeout" : "ShuttingDown" }));
       }
       return outcomeOf(asReconcileError(err));
     }
@@ -192,20 +247,22 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
   /** Events on transitions only: a new Ready status or reason, plus the steps' new results. */
   private async announce(
     object: CustomObject<Spec, Status>,
-    pass: { before: Condition[] | undefined; after: ConditionSet; stepEvents: { type: EventType; reason: string; note: string }[]; outcome: Outcome },
+    pass: { before: Condition[] | undefined; after: ConditionSet; stepEvents: PendingEvent[]; outcome: Outcome },
     log: Logger,
   ): Promise<void> {
     const { before, after, stepEvents, outcome } = pass;
     const was = before?.find((c) => c.type === READY);
     const now = after.get(READY);
     for (const e of stepEvents) await this.deps.events.emit(object, e.type, e.reason, e.note);
-    if (now && (was?.status !== now.status || was?.reason !== now.reason)) {
+    // A step's own event already tells of a new success; Ready's event is for failure, recovery and first results.
+    const told = stepEvents.some((e) => e.type === "Normal" && e.reason === now?.reason);
+    if (now && (was?.status !== now.status || was?.reason !== now.reason) && !(told && now.status === "True")) {
       const type: EventType = now.status === "False" ? "Warning" : "Normal";
       await this.deps.events.emit(object, type, now.reason, now.message);
     }
     const fields = { result: outcome.result, ...(now ? { reason: now.reason, message: now.message } : {}) };
-    if (outcome.result === "success" || outcome.result === "suspended") log.info(`Reconciled ${this.definition.kind}`, fields);
-    else log.warn(`Failed to reconcile ${this.definition.kind}`, fields);
+    if (outcome.result === "success" || outcome.result === "suspended") log.info(`Reconciled ${this.kind}`, fields);
+    else log.warn(`Failed to reconcile ${this.kind}`, fields);
   }
 
   private async ensureFinalizer(object: CustomObject<Spec, Status>): Promise<CustomObject<Spec, Status>> {
@@ -219,25 +276,16 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
     const finalizer = this.definition.finalizer;
     const finalizers = object.metadata.finalizers ?? [];
     if (!finalizer || !finalizers.includes(finalizer.name)) return;
-    const ctx: ReconcileContext<Spec, Status> = {
-      object,
-      status: structuredClone(object.status ?? ({} as Status)),
-      conditions: new ConditionSet(object.status?.conditions, object.metadata.generation ?? 0),
-      kube: this.deps.kube,
-      log,
-      signal: this.deps.shutdown,
-      result: { reason: "Deleted", message: "" },
-      event: () => undefined,
-    };
+    const ctx = this.context(object, structuredClone(object.status ?? ({} as Status)), log, []);
     await finalizer.cleanup(ctx);
     await this.patchMetadata(object, { finalizers: finalizers.filter((f) => f !== finalizer.name) });
-    log.info(`Finalized ${this.definition.kind}`);
+    log.info(`Finalized ${this.kind}`);
   }
 
   /** Merge patch guarded by resourceVersion, so a stale read fails with a conflict and is retried. */
   private patchMetadata(object: CustomObject<Spec, Status>, metadata: Record<string, unknown>): Promise<CustomObject<Spec, Status>> {
     const { namespace, name, resourceVersion } = object.metadata;
-    return this.deps.kube.request("PATCH", resourcePath(this.definition.resource, namespace, name), {
+    return this.deps.kube.request("PATCH", resourcePath(this.resource, namespace, name), {
       body: { metadata: { ...metadata, resourceVersion } },
       contentType: "application/merge-patch+json",
       query: { fieldManager: FIELD_MANAGER },
@@ -246,7 +294,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
 
   private async patchStatus(object: CustomObject<Spec, Status>, status: Status): Promise<void> {
     const { namespace, name } = object.metadata;
-    await this.deps.kube.request("PATCH", resourcePath(this.definition.resource, namespace, name, "status"), {
+    await this.deps.kube.request("PATCH", resourcePath(this.resource, namespace, name, "status"), {
       body: { status },
       contentType: "application/merge-patch+json",
       query: { fieldManager: FIELD_MANAGER },
@@ -256,7 +304,14 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus> {
 
 function outcomeOf(error: ReconcileError): Outcome {
   const result = error.policy === "stall" ? "stalled" : error.policy === "wait" ? "waiting" : "retrying";
-  return { result, reason: error.reason, message: redact(error.message), condition: error.condition, retryAfterMs: error.options.retryAfterMs, pollInputs: error.options.pollInputs };
+  return {
+    result,
+    reason: error.reason,
+    message: redact(error.message),
+    condition: error.condition,
+    retryAfterMs: error.retryAfterMs,
+    pollInputs: error.pollInputs,
+  };
 }
 
 function safeDuration(text: string): number | undefined {

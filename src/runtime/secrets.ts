@@ -1,17 +1,19 @@
 // Reads a Secret in the object's own namespace; every value is registered for redaction
 // before anyone can log it.
 
-import { waiting } from "./errors.js";
-import { isNotFound, type KubeClient } from "./kube.js";
-import { registerSecret } from "./redact.js";
+import { wait } from "./errors.js";
+import { BuiltinResources, isNotFound, resourcePath, type KubeClient } from "./kube.js";
+import { registerSecret } from "../util/redact.js";
+
+const SECRET_RETRY_MS = 30_000;
 
 export async function readSecret(kube: KubeClient, namespace: string, name: string, condition: string): Promise<Record<string, string>> {
   let secret: { data?: Record<string, string> };
   try {
-    secret = await kube.request("GET", `/api/v1/namespaces/${encodeURIComponent(namespace)}/secrets/${encodeURIComponent(name)}`);
+    secret = await kube.request("GET", resourcePath(BuiltinResources.secrets, namespace, name));
   } catch (err) {
     // Secrets are not watched: look again later rather than stall until the object changes.
-    if (isNotFound(err)) throw waiting("SecretNotFound", `Secret ${namespace}/${name} not found`, 30_000, condition);
+    if (isNotFound(err)) throw wait(`Secret ${namespace}/${name} not found`, { reason: "SecretNotFound", condition, retryAfterMs: SECRET_RETRY_MS });
     throw err;
   }
   const data = Object.fromEntries(Object.entries(secret.data ?? {}).map(([key, value]) => [key, Buffer.from(value, "base64").toString("utf8")]));

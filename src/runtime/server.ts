@@ -4,7 +4,7 @@
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { registry } from "./metrics.js";
-import { errorText, type Logger } from "./log.js";
+import { errorText, type Logger } from "../util/log.js";
 
 export type RouteHandler = (req: http.IncomingMessage, body: Buffer) => Promise<{ status: number; body: unknown }>;
 

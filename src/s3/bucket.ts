@@ -4,7 +4,9 @@
 import https from "node:https";
 import { GetObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
-import { registerSecret } from "../runtime/redact.js";
+import { registerSecret } from "../util/redact.js";
+import type { ObjectInfo } from "../util/objects.js";
+import { mapLimit } from "../util/pool.js";
 
 export interface S3Credentials {
   accessKey: string;
@@ -18,11 +20,6 @@ export interface BucketLocation {
   region?: string;
   insecure?: boolean;
   forcePathStyle?: boolean;
-}
-
-export interface ObjectInfo {
-  etag: string;
-  size: number;
 }
 
 export type BucketIndex = Map<string, ObjectInfo>;
@@ -83,12 +80,7 @@ export class Bucket {
   async list(prefix: string, signal?: AbortSignal): Promise<BucketIndex> {
     const index: BucketIndex = new Map();
     const top = await this.listAll(prefix, "/", index, signal);
-    let next = 0;
-    await Promise.all(
-      Array.from({ length: Math.min(LIST_CONCURRENCY, top.length) }, async () => {
-        while (next < top.length) await this.listAll(top[next++] as string, undefined, index, signal);
-      }),
-    );
+    await mapLimit(top, LIST_CONCURRENCY, (folder) => this.listAll(folder, undefined, index, signal));
     return index;
   }
 
@@ -99,7 +91,10 @@ export class Bucket {
     do {
       this.stats.listRequests += 1;
       const page = await this.guard("list", () =>
-        this.client.send(new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: prefix, Delimiter: delimiter, ContinuationToken: token, MaxKeys: 1000 }), { abortSignal: signal }),
+        this.client.send(
+          new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: prefix, Delimiter: delimiter, ContinuationToken: token, MaxKeys: 1000 }),
+          { abortSignal: signal },
+        ),
       );
       for (const object of page.Contents ?? []) {
         if (object.Key && !object.Key.endsWith("/")) index.set(object.Key, { etag: (object.ETag ?? "").replace(/"/g, ""), size: object.Size ?? 0 });
@@ -112,7 +107,9 @@ export class Bucket {
 
   async get(key: string, signal?: AbortSignal): Promise<Uint8Array> {
     this.stats.downloads += 1;
-    const response = await this.guard(`download ${key} from`, () => this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal }));
+    const response = await this.guard(`download ${key} from`, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal }),
+    );
     if (!response.Body) throw new S3Error("network", `empty body for ${key} from ${this.where}`);
     return response.Body.transformToByteArray();
   }

@@ -8,7 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
-import { runBackupSync } from "../../src/backup/engine.js";
+import { runBackupSync } from "../../src/engines/backup.js";
 import { GitRepository } from "../../src/git/repo.js";
 import { Bucket } from "../../src/s3/bucket.js";
 import { BackupBucket, manifest } from "./fixtures/backups.js";
@@ -20,7 +20,12 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
   let counter = 0;
 
   before(() => {
-    s3 = new S3Client({ endpoint: env().s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey } });
+    s3 = new S3Client({
+      endpoint: env().s3.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
+    });
   });
   after(() => s3.destroy());
 
@@ -55,23 +60,32 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     };
   }
 
-  function sync(envVars: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string; records: Record<string, unknown>[] }> {
+  function sync(
+    envVars: Record<string, string>,
+    ...args: string[]
+  ): Promise<{ code: number; stdout: string; stderr: string; records: Record<string, unknown>[] }> {
     return new Promise((resolve) => {
-      execFile(process.execPath, [path.join(ROOT, "dist/src/main.js"), "backup", "sync", ...args], { env: { PATH: process.env.PATH, ...envVars } }, (err, stdout, stderr) => {
-        const records = stdout.split("\n").flatMap((l) => {
-          try {
-            return [JSON.parse(l) as Record<string, unknown>];
-          } catch {
-            return [];
-          }
-        });
-        resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr, records });
-      });
+      execFile(
+        process.execPath,
+        [path.join(ROOT, "dist/src/main.js"), "backup", "sync", ...args],
+        { env: { PATH: process.env.PATH, ...envVars } },
+        (err, stdout, stderr) => {
+          const records = stdout.split("\n").flatMap((l) => {
+            try {
+              return [JSON.parse(l) as Record<string, unknown>];
+            } catch {
+              return [];
+            }
+          });
+          resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr, records });
+        },
+      );
     });
   }
 
   const tree = (repo: string): string[] => env().git.git(repo, "ls-tree", "-r", "--name-only", "main").split("\n");
-  const result = (records: Record<string, unknown>[]): Record<string, unknown> | undefined => records.find((r) => ["Pushed backup commit", "Wrote backup files", "Backup already up to date"].includes(String(r.message)));
+  const result = (records: Record<string, unknown>[]): Record<string, unknown> | undefined =>
+    records.find((r) => ["Pushed backup commit", "Wrote backup files", "Backup already up to date"].includes(String(r.message)));
 
   it("mirrors the bucket incrementally: exact change counts, only changed objects downloaded, no empty commits", async () => {
     const objects = await freshBucket();
@@ -80,13 +94,20 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     const first = await sync(vars);
     assert.equal(first.code, 0, first.stdout + first.stderr);
     const message = env().git.git("backup-main", "log", "-1", "--format=%B", "main");
-    assert.match(message, /^Automated backup sync - \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n\nClusters processed: 3\n- production-east: 24 files\n- production-west: 24 files\n- staging: 24 files\n\nTotal files: 72\nChanges: 72 new, 0 modified, 0 deleted/);
+    assert.match(
+      message,
+      /^Automated backup sync - \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC\n\nClusters processed: 3\n- production-east: 24 files\n- production-west: 24 files\n- staging: 24 files\n\nTotal files: 72\nChanges: 72 new, 0 modified, 0 deleted/,
+    );
     assert.deepEqual(tree("backup-main"), [".gitsync/backup-index.json", ...[...objects.keys()].sort()]);
 
     const added = ["a", "b", "c", "d"].map((n) => `clusterbackup/staging/web/configmaps/new-${n}.yaml`);
     const modified = [...objects.keys()].slice(0, 3);
     const deleted = [...objects.keys()].slice(10, 12);
-    await Promise.all([...added.map((k) => put(k, manifest("staging", "web", "ConfigMap", k))), ...modified.map((k) => put(k, `${objects.get(k)}# changed\n`)), ...deleted.map(remove)]);
+    await Promise.all([
+      ...added.map((k) => put(k, manifest("staging", "web", "ConfigMap", k))),
+      ...modified.map((k) => put(k, `${objects.get(k)}# changed\n`)),
+      ...deleted.map(remove),
+    ]);
     const second = await sync(vars);
     assert.equal(second.code, 0, second.stderr);
     assert.match(env().git.git("backup-main", "log", "-1", "--format=%B", "main"), /Changes: 4 new, 3 modified, 2 deleted/);
@@ -120,7 +141,17 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     env().git.createRepo("backup-enc");
     const identity = await generateX25519Identity();
     const recipient = await identityToRecipient(identity);
-    const run = await sync(cronjobEnv("backup-enc"), "--include", "clusterbackup/staging/**", "--exclude", "**/services/**", "--encrypt-include", "**/secrets/**", "--encrypt-recipient", recipient);
+    const selection = [
+      "--include",
+      "clusterbackup/staging/**",
+      "--exclude",
+      "**/services/**",
+      "--encrypt-include",
+      "**/secrets/**",
+      "--encrypt-recipient",
+      recipient,
+    ];
+    const run = await sync(cronjobEnv("backup-enc"), ...selection);
     assert.equal(run.code, 0, run.stderr);
     const files = tree("backup-enc").filter((f) => !f.startsWith(".gitsync"));
     assert.ok(files.every((f) => f.startsWith("clusterbackup/staging/") && !f.includes("/services/")));
@@ -129,14 +160,16 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     assert.ok(files.includes(`${secret}.age`) && !files.includes(secret));
     const bare = path.join(env().git.root, "backup-enc.git");
     const ciphertext = await new Promise<Buffer>((resolve, reject) =>
-      execFile("git", ["-C", bare, "show", `main:${secret}.age`], { encoding: "buffer" }, (err, stdout) => (err ? reject(new Error(err.message)) : resolve(stdout))),
+      execFile("git", ["-C", bare, "show", `main:${secret}.age`], { encoding: "buffer" }, (err, stdout) =>
+        err ? reject(new Error(err.message)) : resolve(stdout),
+      ),
     );
     const decrypter = new Decrypter();
     decrypter.addIdentity(identity);
     assert.equal(await decrypter.decrypt(ciphertext, "text"), objects.get(secret));
 
     const head = env().git.git("backup-enc", "rev-parse", "main");
-    await sync(cronjobEnv("backup-enc"), "--include", "clusterbackup/staging/**", "--exclude", "**/services/**", "--encrypt-include", "**/secrets/**", "--encrypt-recipient", recipient);
+    await sync(cronjobEnv("backup-enc"), ...selection);
     assert.equal(env().git.git("backup-enc", "rev-parse", "main"), head, "unchanged sources are not re-encrypted");
   });
 
@@ -154,9 +187,21 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
       }
     }
     const bucket = new RacingBucket({ endpoint: env().s3.endpoint, bucket: bucketName }, { accessKey: env().s3.accessKey, secretKey: env().s3.secretKey });
-    const repo = new GitRepository(env().git.url("backup-race"), mkdtempSync(path.join(os.tmpdir(), "gitsync-race-")), { username: env().git.username, password: env().git.password });
+    const repo = new GitRepository(env().git.url("backup-race"), mkdtempSync(path.join(os.tmpdir(), "gitsync-race-")), {
+      username: env().git.username,
+      password: env().git.password,
+    });
     const options = { prefix: "clusterbackup/", destPath: "", include: [], exclude: [], prune: true, maxDeletePercent: 50, encrypt: [] };
-    const synced = await runBackupSync({ bucket, repo, branch: "main", author: { name: "b", email: "b@example.com" }, options, recipients: [], concurrency: 4, dryRun: false });
+    const synced = await runBackupSync({
+      bucket,
+      repo,
+      branch: "main",
+      author: { name: "b", email: "b@example.com" },
+      options,
+      recipients: [],
+      concurrency: 4,
+      dryRun: false,
+    });
     bucket.close();
     assert.ok(synced.commit);
     assert.deepEqual(env().git.git("backup-race", "log", "--format=%s", "main").split("\n").slice(1), ["Their commit", "Initial commit"]);
@@ -178,7 +223,12 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     const objects = await freshBucket();
     const vars = cronjobEnv("unused", { GIT_REPOSITORY: "" });
     assert.equal((await sync(vars)).code, 0);
-    const onDisk = (): string[] => execFileSync("find", [".", "-type", "f"], { cwd: vars.WORK_DIR, encoding: "utf8" }).trim().split("\n").map((f) => f.slice(2)).sort();
+    const onDisk = (): string[] =>
+      execFileSync("find", [".", "-type", "f"], { cwd: vars.WORK_DIR, encoding: "utf8" })
+        .trim()
+        .split("\n")
+        .map((f) => f.slice(2))
+        .sort();
     assert.deepEqual(onDisk(), [".gitsync/backup-index.json", ...[...objects.keys()].sort()]);
     const [changed, gone] = [...objects.keys()];
     await put(changed as string, "kind: Changed\n");
@@ -195,7 +245,10 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     const vars = cronjobEnv("backup-kill", { RETRY_ATTEMPTS: "1" });
     const expected = [".gitsync/backup-index.json", "README.md", ...[...objects.keys()].sort()].sort();
     for (const delayMs of [150, 300, 450, 600, 800]) {
-      const child = spawn(process.execPath, [path.join(ROOT, "dist/src/main.js"), "backup", "sync", "--concurrency", "1"], { env: { PATH: process.env.PATH, ...vars }, stdio: "ignore" });
+      const child = spawn(process.execPath, [path.join(ROOT, "dist/src/main.js"), "backup", "sync", "--concurrency", "1"], {
+        env: { PATH: process.env.PATH, ...vars },
+        stdio: "ignore",
+      });
       const exited = new Promise((r) => child.once("exit", r));
       await new Promise((r) => setTimeout(r, delayMs));
       child.kill("SIGKILL");
@@ -207,7 +260,10 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     const final = await sync(vars);
     assert.equal(final.code, 0, final.stdout + final.stderr);
     assert.deepEqual(tree("backup-kill").sort(), expected);
-    const backups = env().git.git("backup-kill", "log", "--format=%s", "main").split("\n").filter((s) => s.startsWith("Automated backup sync"));
+    const backups = env()
+      .git.git("backup-kill", "log", "--format=%s", "main")
+      .split("\n")
+      .filter((s) => s.startsWith("Automated backup sync"));
     assert.equal(backups.length, 1, "no duplicate commits");
   });
 

@@ -34,7 +34,17 @@ describe("Helm chart (real helm, real API server)", function () {
   });
 
   it("grants the ServiceAccount what the operator does, and no more than it needs", async () => {
-    const rendered = await helm("template", "gitsync", CHART, "--namespace", "gitsync-system", "--show-only", "templates/rbac.yaml", "--show-only", "templates/serviceaccount.yaml");
+    const rendered = await helm(
+      "template",
+      "gitsync",
+      CHART,
+      "--namespace",
+      "gitsync-system",
+      "--show-only",
+      "templates/rbac.yaml",
+      "--show-only",
+      "templates/serviceaccount.yaml",
+    );
     await kubectlOk(["apply", "-n", "gitsync-system", "-f", "-"], rendered);
     const kube = adminClient();
     // Ask the authorizer itself: the kinds' CRDs need not exist for RBAC to be right.

@@ -4,12 +4,12 @@
 import assert from "node:assert/strict";
 import { S3Client } from "@aws-sdk/client-s3";
 import { stringify } from "yaml";
-import { CLUSTER_BACKUP_SYNC_RESOURCE, type ClusterBackupSyncStatus } from "../../src/crds/clusterbackupsync.js";
-import { resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
+import { clusterBackupSyncKind, type ClusterBackupSyncStatus } from "../../src/crds/clusterbackupsync.js";
+import { resourceOf, resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import { BackupBucket } from "./fixtures/backups.js";
 import { eventually, OperatorProcess } from "./helpers.js";
 import { assertStatusConventions } from "./kstatus.js";
-import { adminClient, env, kubectlOk } from "./setup.js";
+import { adminClient, env, kubectlOk, createSecret } from "./setup.js";
 
 interface Cbs {
   metadata: { generation: number };
@@ -24,11 +24,16 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
 
   before(async () => {
     kube = adminClient();
-    s3 = new S3Client({ endpoint: env().s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey } });
+    s3 = new S3Client({
+      endpoint: env().s3.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
+    });
     await kubectlOk(["create", "namespace", ns]);
-    await kubectlOk(["create", "secret", "generic", "s3", "-n", ns, `--from-literal=accesskey=${env().s3.accessKey}`, `--from-literal=secretkey=${env().s3.secretKey}`]);
-    await kubectlOk(["create", "secret", "generic", "s3-wrong", "-n", ns, `--from-literal=accesskey=${env().s3.accessKey}`, "--from-literal=secretkey=wrong-s3-secret-4242"]);
-    await kubectlOk(["create", "secret", "generic", "git", "-n", ns, `--from-literal=username=${env().git.username}`, `--from-literal=password=${env().git.password}`]);
+    await createSecret(ns, "s3", { accesskey: env().s3.accessKey, secretkey: env().s3.secretKey });
+    await createSecret(ns, "s3-wrong", { accesskey: env().s3.accessKey, secretkey: "wrong-s3-secret-4242" });
+    await createSecret(ns, "git", { username: env().git.username, password: env().git.password });
     operator = OperatorProcess.start({ entry: "gitsync" });
   });
 
@@ -45,11 +50,15 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
       destination: { url: env().git.url(name), branch: "main", secretRef: { name: "git" } },
       ...extra,
     };
-    return kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: "ClusterBackupSync", metadata: { name, namespace: ns }, spec }));
+    return kubectlOk(
+      ["apply", "-f", "-"],
+      stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: "ClusterBackupSync", metadata: { name, namespace: ns }, spec }),
+    );
   }
 
-  const get = (name: string): Promise<Cbs> => kube.request<Cbs>("GET", resourcePath(CLUSTER_BACKUP_SYNC_RESOURCE, ns, name));
-  const condition = (cbs: Cbs, type: string): { status: string; reason: string; message: string } | undefined => cbs.status?.conditions?.find((c) => c.type === type);
+  const get = (name: string): Promise<Cbs> => kube.request<Cbs>("GET", resourcePath(resourceOf(clusterBackupSyncKind), ns, name));
+  const condition = (cbs: Cbs, type: string): { status: string; reason: string; message: string } | undefined =>
+    cbs.status?.conditions?.find((c) => c.type === type);
 
   async function waitFor(name: string, status: string, reason: string, timeoutMs = 30_000): Promise<Cbs> {
     return eventually(async () => {
@@ -68,21 +77,40 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
     assert.equal(waited.code, 0, waited.stderr);
     const cbs = await waitFor("cbs-first", "True", "Synced");
     assert.equal(cbs.status?.files, 72);
-    assert.deepEqual(cbs.status?.clusters?.map((c) => c.files), [24, 24, 24]);
+    assert.deepEqual(
+      cbs.status?.clusters?.map((c) => c.files),
+      [24, 24, 24],
+    );
     assert.equal(cbs.status?.lastCommit, env().git.git("cbs-first", "rev-parse", "main"));
     assert.match(cbs.status?.revision ?? "", /^sha256:[0-9a-f]{64}$/);
     assert.ok(cbs.status?.nextSyncTime && cbs.status.lastSuccessfulSyncTime);
     const table = await kubectlOk(["get", "cbs", "-n", ns, "cbs-first"]);
     assert.match(table.split("\n")[0] ?? "", /^NAME\s+READY\s+LAST SYNC\s+FILES\s+COMMIT\s+AGE\s+STATUS$/);
-    assert.match(table, /cbs-first\s+True\s+\S+\s+72\s+[0-9a-f]{40}/);
+    const commit = env().git.git("cbs-first", "rev-parse", "main");
+    assert.match(table, new RegExp(`cbs-first\\s+True\\s+\\S+\\s+72\\s+main@sha1:${commit.slice(0, 8)}\\s`), "the short commit, as Flux shows one");
+    assert.doesNotMatch(table, new RegExp(commit), "not the full SHA");
     // Passes every 2s with nothing new: still one backup commit.
     await new Promise((r) => setTimeout(r, 5000));
     assert.equal(env().git.git("cbs-first", "rev-list", "--count", "main"), "1");
+    const events = await kube.request<KubeList<{ reason: string; type: string; note: string; regarding: { name: string } }>>(
+      "GET",
+      `/apis/events.k8s.io/v1/namespaces/${ns}/events`,
+    );
+    const synced = events.items.filter((e) => e.regarding.name === "cbs-first" && e.reason === "Synced");
+    assert.equal(synced.length, 1, `one event per new result: ${synced.map((e) => e.note).join(" | ")}`);
+    assert.match(synced[0]?.note ?? "", /^Pushed main@sha1:[0-9a-f]{8}: 72 new, 0 modified, 0 deleted; 72 files from 3 clusters$/);
     const metrics = await (await fetch(`http://${await operator.httpAddress()}/metrics`)).text();
-    for (const name of ["git_sync_duration_seconds_count", "git_sync_files_processed_total", "git_sync_last_success_timestamp", "git_sync_clusters_backed_up"]) {
+    for (const name of [
+      "git_sync_duration_seconds_count",
+      "git_sync_files_processed_total",
+      "git_sync_last_success_timestamp",
+      "git_sync_clusters_backed_up",
+    ]) {
       assert.match(metrics, new RegExp(`^${name}\\{namespace="${ns}",name="cbs-first"\\} \\d`, "m"), name);
     }
     assert.match(metrics, new RegExp(`^git_sync_clusters_backed_up\\{namespace="${ns}",name="cbs-first"\\} 3$`, "m"));
+    for (const step of ["schedule", "sync"])
+      assert.match(metrics, new RegExp(`^gitsync_reconcile_step_duration_seconds_count\\{kind="ClusterBackupSync",step="${step}"\\} [1-9]`, "m"));
   });
 
   it("syncs on a cron schedule, reporting the next run", async () => {
@@ -117,7 +145,10 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
     }
     await waitFor("cbs-kill", "True", "Synced");
     assert.equal(tree().split("\n").sort().join(), whole);
-    const backups = env().git.git("cbs-kill", "log", "--format=%s", "main").split("\n").filter((m) => m.startsWith("Automated backup sync"));
+    const backups = env()
+      .git.git("cbs-kill", "log", "--format=%s", "main")
+      .split("\n")
+      .filter((m) => m.startsWith("Automated backup sync"));
     assert.equal(backups.length, 1, "no duplicate commits");
   });
 

@@ -91,7 +91,14 @@ describe("git layer (real smart-HTTP server)", function () {
       branch: "main",
       author,
       message: "Update files",
-      change: () => Promise.resolve(new Map([["dir/change.txt", text("v2\n")], ["old/gone.txt", null], ["new/deep/file.txt", text("new\n")]])),
+      change: () =>
+        Promise.resolve(
+          new Map([
+            ["dir/change.txt", text("v2\n")],
+            ["old/gone.txt", null],
+            ["new/deep/file.txt", text("new\n")],
+          ]),
+        ),
     });
     assert.equal(result.attempts, 1);
     assert.equal(env().git.git("write", "rev-parse", "main"), result.commit);

@@ -8,8 +8,11 @@ import { env, ROOT } from "./setup.js";
 
 function gitsync(args: string[], token = env().git.password): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(ROOT, "dist/src/main.js"), ...args], { env: { ...process.env, GIT_USERNAME: env().git.username, GIT_TOKEN: token } }, (err, stdout, stderr) =>
-      resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
+    execFile(
+      process.execPath,
+      [path.join(ROOT, "dist/src/main.js"), ...args],
+      { env: { ...process.env, GIT_USERNAME: env().git.username, GIT_TOKEN: token } },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
     );
   });
 }
@@ -21,7 +24,10 @@ describe("gitsync handshake check (git URLs)", function () {
       "contract.yaml": "version: 1.0.0\n",
       "interface.yaml": "dependencies:\n  - name: stock\n    outbound:\n      method: GET\n      path: /stock/{id}\n",
     });
-    env().git.createRepo("cli-stock", { "service.yaml": "metadata:\n  name: stock\n", "contract.yaml": "version: 2.1.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{productId}\n" });
+    env().git.createRepo("cli-stock", {
+      "service.yaml": "metadata:\n  name: stock\n",
+      "contract.yaml": "version: 2.1.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{productId}\n",
+    });
   });
 
   it("passes on agreeing repos and fails with exit 1 once a dependency moves on", async () => {
@@ -30,7 +36,11 @@ describe("gitsync handshake check (git URLs)", function () {
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stdout, /Handshake succeeded \(strict\): 2\/2 services agree/);
 
-    env().git.commitFiles("cli-stock", { "contract.yaml": "version: 2.2.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{productId}\n" }, "Bump stock");
+    env().git.commitFiles(
+      "cli-stock",
+      { "contract.yaml": "version: 2.2.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{productId}\n" },
+      "Bump stock",
+    );
     const failed = await gitsync(["handshake", "check", "--output", "github", ...sources]);
     assert.equal(failed.code, 1);
     assert.match(failed.stdout, /::error title=VersionMismatch \(pricing -> stock\)::pricing expects stock 2.1.0 \(strict\), but stock's contract is 2.2.0/);

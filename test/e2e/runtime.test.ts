@@ -83,7 +83,10 @@ describe("controller runtime (real API server)", function () {
       `/api/v1/namespaces/${ns}/configmaps/hello-probe`,
     );
     assert.equal(cm.data.message, "hi there");
-    assert.ok(cm.metadata.managedFields.some((f) => f.manager === "gitsync-operator" && f.operation === "Apply"), "child written by server-side apply");
+    assert.ok(
+      cm.metadata.managedFields.some((f) => f.manager === "gitsync-operator" && f.operation === "Apply"),
+      "child written by server-side apply",
+    );
 
     const table = await kubectlOk(["get", "prb", "-n", ns]);
     assert.match(table.split("\n")[0] ?? "", /NAME\s+READY\s+PASSES\s+AGE\s+STATUS/);
@@ -141,7 +144,10 @@ describe("controller runtime (real API server)", function () {
 
     await applyProbe(ns, "stuck", { stall: false });
     const fixed = await waitReady(kube, ns, "stuck");
-    assert.deepEqual(fixed.status?.conditions?.map((c) => c.type), ["Ready"]);
+    assert.deepEqual(
+      fixed.status?.conditions?.map((c) => c.type),
+      ["Ready"],
+    );
   });
 
   it("retries failures with exponential backoff, not a storm, and records failure and recovery events", async () => {
@@ -162,12 +168,84 @@ describe("controller runtime (real API server)", function () {
     await waitReady(kube, ns, "flaky");
     const recorded = await eventually(async () => {
       const list = await events(kube, ns, "flaky");
-      assert.ok(list.some((e) => e.type === "Warning" && e.reason === "ProbeFailed"), "failure event");
-      assert.ok(list.some((e) => e.type === "Normal" && e.reason === "Succeeded"), "recovery event");
+      assert.ok(
+        list.some((e) => e.type === "Warning" && e.reason === "ProbeFailed"),
+        "failure event",
+      );
+      assert.ok(
+        list.some((e) => e.type === "Normal" && e.reason === "Succeeded"),
+        "recovery event",
+      );
       return list;
     });
     // Events on transitions only: one per change of Ready, not one per retry.
     assert.ok(recorded.length <= 3, `events: ${recorded.map((e) => e.reason).join(", ")}`);
+  });
+
+  it("recreates an owned object deleted by hand, through the owned-object watch", async () => {
+    const ns = await freshNamespace();
+    await applyProbe(ns, "owner", { message: "keep me", interval: "1h" });
+    const before = await waitReady(kube, ns, "owner");
+    await kubectlOk(["delete", "configmap", "-n", ns, "owner-probe"]);
+    const cm = await eventually(() => kube.request<{ data: Record<string, string> }>("GET", `/api/v1/namespaces/${ns}/configmaps/owner-probe`), 15_000);
+    assert.equal(cm.data.message, "keep me");
+    // The interval is an hour: only the watch can have caused the pass that restored it.
+    assert.equal((await getProbe(kube, ns, "owner")).status?.passes, (before.status?.passes ?? 0) + 1);
+  });
+
+  it("starts no pass for a label or annotation edit that is not requestedAt", async () => {
+    const ns = await freshNamespace();
+    const address = await operator.httpAddress();
+    await applyProbe(ns, "quiet", { interval: "1h" });
+    const before = await waitReady(kube, ns, "quiet");
+    const passes = async (): Promise<number> => {
+      const text = await (await fetch(`http://${address}/metrics`)).text();
+      return [...text.matchAll(/^gitsync_reconcile_total\{kind="Probe",result="[a-z]+"\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    };
+    const total = await passes();
+    await kubectlOk(["label", "-n", ns, "probe/quiet", "team=storage"]);
+    await kubectlOk(["annotate", "-n", ns, "probe/quiet", "note=nothing to do"]);
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.equal(await passes(), total, "no reconcile counted");
+    assert.equal((await getProbe(kube, ns, "quiet")).status?.passes, before.status?.passes);
+  });
+
+  it("shows Reconciling=True while a long pass runs on a new generation", async () => {
+    const ns = await freshNamespace();
+    await applyProbe(ns, "long", { message: "one" });
+    await waitReady(kube, ns, "long");
+    await applyProbe(ns, "long", { message: "two", sleep: "4s" });
+    const during = await eventually(
+      async () => {
+        const probe = await getProbe(kube, ns, "long");
+        const reconciling = probe.status?.conditions?.find((c) => c.type === "Reconciling");
+        assert.equal(reconciling?.status, "True");
+        return probe;
+      },
+      10_000,
+      100,
+    );
+    assert.equal(during.status?.echo, "one", "seen before the pass finished");
+    assert.equal(ready(during)?.status, "False");
+    assert.equal(ready(during)?.reason, "Progressing");
+    assertStatusConventions(during);
+    const done = await waitReady(kube, ns, "long");
+    assert.equal(done.status?.echo, "two");
+    assert.equal(
+      done.status?.conditions?.find((c) => c.type === "Reconciling"),
+      undefined,
+    );
+  });
+
+  it("times every step by name", async () => {
+    const address = await operator.httpAddress();
+    const text = await eventually(async () => {
+      const body = await (await fetch(`http://${address}/metrics`)).text();
+      assert.match(body, /gitsync_reconcile_step_duration_seconds_count\{kind="Probe",step="echo"\}/);
+      return body;
+    });
+    const steps = [...text.matchAll(/^gitsync_reconcile_step_duration_seconds_count\{kind="Probe",step="([a-z]+)"\}/gm)].map((m) => m[1]);
+    assert.deepEqual(steps.sort(), ["count", "echo", "fail", "identify", "sleep"]);
   });
 
   it("stops reconciling while suspended", async () => {
@@ -189,7 +267,12 @@ describe("controller runtime (real API server)", function () {
     const both = await env().kubectl(
       ["apply", "-f", "-"],
       env().admin,
-      stringify({ apiVersion: "e2e.gitsync.dev/v1alpha1", kind: "Probe", metadata: { name: "bad", namespace: ns }, spec: { source: { url: "https://example.invalid/r.git", ref: { branch: "main", tag: "v1" } } } }),
+      stringify({
+        apiVersion: "e2e.gitsync.dev/v1alpha1",
+        kind: "Probe",
+        metadata: { name: "bad", namespace: ns },
+        spec: { source: { url: "https://example.invalid/r.git", ref: { branch: "main", tag: "v1" } } },
+      }),
     );
     assert.notEqual(both.code, 0);
     assert.match(both.stderr, /exactly one of branch, tag or commit must be set/);
@@ -200,7 +283,12 @@ describe("controller runtime (real API server)", function () {
     );
     assert.notEqual(duration.code, 0);
     assert.match(duration.stderr, /spec.interval/);
-    const unknown = stringify({ apiVersion: "e2e.gitsync.dev/v1alpha1", kind: "Probe", metadata: { name: "pruned", namespace: ns }, spec: { unknownField: 1 } });
+    const unknown = stringify({
+      apiVersion: "e2e.gitsync.dev/v1alpha1",
+      kind: "Probe",
+      metadata: { name: "pruned", namespace: ns },
+      spec: { unknownField: 1 },
+    });
     const strict = await env().kubectl(["apply", "-f", "-"], env().admin, unknown);
     assert.match(strict.stderr, /unknown field "spec.unknownField"/);
     await kubectlOk(["apply", "--validate=false", "-f", "-"], unknown);
@@ -232,7 +320,10 @@ describe("controller runtime (real API server)", function () {
       assert.equal((await getProbe(kube, ns, "survivor")).status?.echo, "after");
       assert.equal((await getProbe(kube, ns, "newcomer")).status?.echo, "new");
     }, 60_000);
-    assert.ok(operator.records().some((r) => r.message === "Watch failed, reconnecting"), "the watch noticed the restart");
+    assert.ok(
+      operator.records().some((r) => r.message === "Watch failed, reconnecting"),
+      "the watch noticed the restart",
+    );
   });
 });
 
@@ -250,7 +341,10 @@ describe("leader election and shutdown (real API server)", function () {
   const leaseArgs = ["--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms"];
 
   async function holder(): Promise<string | undefined> {
-    const lease = await kube.request<{ spec: { holderIdentity?: string } }>("GET", "/apis/coordination.k8s.io/v1/namespaces/gitsync-system/leases/gitsync-operator");
+    const lease = await kube.request<{ spec: { holderIdentity?: string } }>(
+      "GET",
+      "/apis/coordination.k8s.io/v1/namespaces/gitsync-system/leases/gitsync-operator",
+    );
     return lease.spec.holderIdentity ?? undefined;
   }
 

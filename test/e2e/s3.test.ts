@@ -3,7 +3,16 @@
 
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { CompleteMultipartUploadCommand, CreateBucketCommand, CreateMultipartUploadCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, UploadPartCommand } from "@aws-sdk/client-s3";
+import {
+  CompleteMultipartUploadCommand,
+  CreateBucketCommand,
+  CreateMultipartUploadCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  PutObjectCommand,
+  S3Client,
+  UploadPartCommand,
+} from "@aws-sdk/client-s3";
 import { Bucket } from "../../src/s3/bucket.js";
 import { env } from "./setup.js";
 
@@ -12,14 +21,21 @@ describe("S3 server (versitygw) with the AWS SDK", function () {
   const name = "s3-conformance";
 
   before(async () => {
-    s3 = new S3Client({ endpoint: env().s3.endpoint, region: "us-east-1", forcePathStyle: true, credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey } });
+    s3 = new S3Client({
+      endpoint: env().s3.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
+    });
     await s3.send(new CreateBucketCommand({ Bucket: name }));
   });
   after(() => s3.destroy());
 
   it("pages a listing of 2,500 keys with continuation tokens", async () => {
     // Two folders and a top-level file: the listing fans out per folder and pages within each.
-    const keys = Array.from({ length: 2500 }, (_, i) => (i === 0 ? "paged/top.yaml" : `paged/${i % 2 ? "east" : "west"}/${String(i).padStart(5, "0")}.yaml`)).sort();
+    const keys = Array.from({ length: 2500 }, (_, i) =>
+      i === 0 ? "paged/top.yaml" : `paged/${i % 2 ? "east" : "west"}/${String(i).padStart(5, "0")}.yaml`,
+    ).sort();
     for (let i = 0; i < keys.length; i += 100) {
       await Promise.all(keys.slice(i, i + 100).map((Key) => s3.send(new PutObjectCommand({ Bucket: name, Key, Body: `n: ${Key}\n` }))));
     }

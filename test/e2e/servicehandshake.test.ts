@@ -4,11 +4,11 @@
 import assert from "node:assert/strict";
 import { createHmac } from "node:crypto";
 import { parse, stringify } from "yaml";
-import { SERVICE_HANDSHAKE_RESOURCE, type ServiceHandshakeStatus } from "../../src/crds/servicehandshake.js";
-import { resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
+import { serviceHandshakeKind, type ServiceHandshakeStatus } from "../../src/crds/servicehandshake.js";
+import { resourceOf, resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import { eventually, OperatorProcess } from "./helpers.js";
 import { assertStatusConventions } from "./kstatus.js";
-import { adminClient, env, kubectlOk } from "./setup.js";
+import { adminClient, env, kubectlOk, createSecret } from "./setup.js";
 
 const WEBHOOK_SECRET = "hook-secret-31415";
 
@@ -17,17 +17,22 @@ interface Shs {
   status?: ServiceHandshakeStatus;
 }
 
-const stockContract = (version: string, path = "/stock/{productId}"): string => `version: ${version}\napiSpec:\n  endpoints:\n    - method: GET\n      path: ${path}\n`;
+const stockContract = (version: string, path = "/stock/{productId}"): string =>
+  `version: ${version}\napiSpec:\n  endpoints:\n    - method: GET\n      path: ${path}\n`;
 
 function seedRepos(prefix: string): void {
   const git = env().git;
   git.createRepo(`${prefix}-pricing`, {
     "config/service.yaml": `metadata:\n  name: pricing\n  version: 1.0.0\n  repo: ${git.url(`${prefix}-pricing`)}\ndesiredState:\n  stockService:\n    sync: strict\n    version: 2.1.0\n  restock:\n    sync: relaxed\n    repo: ${git.url(`${prefix}-restock`)}\n    version: 1.2.0\n`,
     "config/contract.yaml": "version: 1.0.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /price/{id}\n",
-    "config/interface.yaml": "dependencies:\n  - name: stock\n    outbound:\n      method: GET\n      path: /stock/{id}\n  - name: restock\n    outbound:\n      - method: POST\n        path: /orders\n",
+    "config/interface.yaml":
+      "dependencies:\n  - name: stock\n    outbound:\n      method: GET\n      path: /stock/{id}\n  - name: restock\n    outbound:\n      - method: POST\n        path: /orders\n",
   });
   git.createRepo(`${prefix}-stock`, { "config/service.yaml": "metadata:\n  name: stock\n", "config/contract.yaml": stockContract("2.1.0") });
-  git.createRepo(`${prefix}-restock`, { "config/service.yaml": "metadata:\n  name: restock\n", "config/contract.yaml": "version: 1.2.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n" });
+  git.createRepo(`${prefix}-restock`, {
+    "config/service.yaml": "metadata:\n  name: restock\n",
+    "config/contract.yaml": "version: 1.2.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n",
+  });
 }
 
 describe("ServiceHandshake (real operator, API server and git server)", function () {
@@ -38,9 +43,9 @@ describe("ServiceHandshake (real operator, API server and git server)", function
   before(async () => {
     kube = adminClient();
     await kubectlOk(["create", "namespace", ns]);
-    await kubectlOk(["create", "secret", "generic", "git-auth", "-n", ns, `--from-literal=username=${env().git.username}`, `--from-literal=password=${env().git.password}`]);
-    await kubectlOk(["create", "secret", "generic", "git-wrong", "-n", ns, `--from-literal=username=${env().git.username}`, "--from-literal=password=not-the-password-77"]);
-    await kubectlOk(["create", "secret", "generic", "gitsync-webhook", "-n", "gitsync-system", `--from-literal=github-secret=${WEBHOOK_SECRET}`, `--from-literal=token=${WEBHOOK_SECRET}-bearer`]);
+    await createSecret(ns, "git-auth", { username: env().git.username, password: env().git.password });
+    await createSecret(ns, "git-wrong", { username: env().git.username, password: "not-the-password-77" });
+    await createSecret("gitsync-system", "gitsync-webhook", { "github-secret": WEBHOOK_SECRET, token: `${WEBHOOK_SECRET}-bearer` });
     operator = OperatorProcess.start({ entry: "gitsync", args: ["--webhook-secret=gitsync-webhook"] });
   });
 
@@ -50,11 +55,21 @@ describe("ServiceHandshake (real operator, API server and git server)", function
   });
 
   function apply(name: string, prefix: string, extra: Record<string, unknown> = {}, secret = "git-auth"): Promise<string> {
-    const services = ["pricing", "stock", "restock"].map((s) => ({ source: { url: env().git.url(`${prefix}-${s}`), ref: { branch: "main" }, path: "config", secretRef: { name: secret } } }));
-    return kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: "ServiceHandshake", metadata: { name, namespace: ns }, spec: { services, interval: "2s", ...extra } }));
+    const services = ["pricing", "stock", "restock"].map((s) => ({
+      source: { url: env().git.url(`${prefix}-${s}`), ref: { branch: "main" }, path: "config", secretRef: { name: secret } },
+    }));
+    return kubectlOk(
+      ["apply", "-f", "-"],
+      stringify({
+        apiVersion: "gitsync.dev/v1alpha1",
+        kind: "ServiceHandshake",
+        metadata: { name, namespace: ns },
+        spec: { services, interval: "2s", ...extra },
+      }),
+    );
   }
 
-  const get = (name: string): Promise<Shs> => kube.request<Shs>("GET", resourcePath(SERVICE_HANDSHAKE_RESOURCE, ns, name));
+  const get = (name: string): Promise<Shs> => kube.request<Shs>("GET", resourcePath(resourceOf(serviceHandshakeKind), ns, name));
   const ready = (shs: Shs): { status: string; reason: string; message: string } | undefined => shs.status?.conditions?.find((c) => c.type === "Ready");
 
   async function waitFor(name: string, status: string, reason: string, timeoutMs = 30_000): Promise<Shs> {
@@ -74,7 +89,14 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     assert.equal(waited.code, 0, waited.stderr);
     const shs = await waitFor("agree", "True", "HandshakeSucceeded");
     assert.equal(shs.status?.handshake, true);
-    assert.deepEqual(shs.status?.services?.map((s) => [s.name, s.version, s.handshake]), [["pricing", "1.0.0", true], ["stock", "2.1.0", true], ["restock", "1.2.0", true]]);
+    assert.deepEqual(
+      shs.status?.services?.map((s) => [s.name, s.version, s.handshake]),
+      [
+        ["pricing", "1.0.0", true],
+        ["stock", "2.1.0", true],
+        ["restock", "1.2.0", true],
+      ],
+    );
     assert.match(shs.status?.services?.[1]?.revision ?? "", /^[0-9a-f]{40}$/);
     const table = await kubectlOk(["get", "shs", "-n", ns, "agree"]);
     assert.match(table.split("\n")[0] ?? "", /^NAME\s+READY\s+HANDSHAKE\s+SERVICES\s+FAILED\s+AGE\s+STATUS$/);
@@ -100,15 +122,30 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     seedRepos("wb");
     await apply("wb", "wb", { writeBack: true });
     await waitFor("wb", "True", "HandshakeSucceeded");
-    const written = (repo: string): string[] => env().git.git(repo, "log", "--format=%an|%s", "main").split("\n").filter((l) => l.startsWith("gitsync-operator|"));
-    await eventually(() => assert.deepEqual(["pricing", "stock", "restock"].map((s) => written(`wb-${s}`).length), [1, 1, 1]));
-    const actual = parse(env().git.git("wb-pricing", "show", "main:config/service.yaml")) as { actualState: { handshakeStatus: string; details: Record<string, { status: string }> } };
+    const written = (repo: string): string[] =>
+      env()
+        .git.git(repo, "log", "--format=%an|%s", "main")
+        .split("\n")
+        .filter((l) => l.startsWith("gitsync-operator|"));
+    await eventually(() =>
+      assert.deepEqual(
+        ["pricing", "stock", "restock"].map((s) => written(`wb-${s}`).length),
+        [1, 1, 1],
+      ),
+    );
+    const actual = parse(env().git.git("wb-pricing", "show", "main:config/service.yaml")) as {
+      actualState: { handshakeStatus: string; details: Record<string, { status: string }> };
+    };
     assert.equal(actual.actualState.handshakeStatus, "success");
     assert.deepEqual(Object.keys(actual.actualState.details), ["stockService", "restock"]);
 
     const checked = (await get("wb")).status?.lastCheckedAt ?? "";
     await eventually(async () => assert.ok(Date.parse((await get("wb")).status?.lastCheckedAt ?? "") > Date.parse(checked) + 3000), 20_000);
-    assert.deepEqual(["pricing", "stock", "restock"].map((s) => written(`wb-${s}`).length), [1, 1, 1], "an identical result made no commit");
+    assert.deepEqual(
+      ["pricing", "stock", "restock"].map((s) => written(`wb-${s}`).length),
+      [1, 1, 1],
+      "an identical result made no commit",
+    );
 
     env().git.commitFiles("wb-stock", { "config/contract.yaml": stockContract("2.2.0") }, "Bump stock");
     await waitFor("wb", "False", "HandshakeFailed");
@@ -126,13 +163,30 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     const failed = await waitFor("bump", "False", "HandshakeFailed", 15_000);
     assert.equal(ready(failed)?.message, "pricing expects stock 2.1.0 (strict), but stock's contract is 2.2.0");
     assert.equal(failed.status?.servicesFailed, 1);
-    assert.deepEqual(failed.status?.services?.[0]?.failures?.map((f) => [f.dependency, f.reason]), [["stock", "VersionMismatch"]]);
+    // Only a new commit can change this result: Stalled, which kstatus reads as Failed, so
+    // Flux and Argo CD fail fast instead of waiting out their timeouts.
+    assert.equal(failed.status?.conditions?.find((c) => c.type === "Stalled")?.reason, "HandshakeFailed");
+    assert.equal(
+      failed.status?.conditions?.find((c) => c.type === "Reconciling"),
+      undefined,
+    );
+    assert.deepEqual(
+      failed.status?.services?.[0]?.failures?.map((f) => [f.dependency, f.reason]),
+      [["stock", "VersionMismatch"]],
+    );
 
     // restock's edge is relaxed: a minor bump keeps the handshake in Relaxed mode.
     env().git.commitFiles("bump-stock", { "config/contract.yaml": stockContract("2.1.0") }, "Back to 2.1.0");
-    env().git.commitFiles("bump-restock", { "config/contract.yaml": "version: 1.3.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n" }, "Minor bump");
+    env().git.commitFiles(
+      "bump-restock",
+      { "config/contract.yaml": "version: 1.3.0\napiSpec:\n  endpoints:\n    - method: POST\n      path: /orders\n" },
+      "Minor bump",
+    );
     await apply("bump", "bump", { mode: "Relaxed" });
     await waitFor("bump", "True", "HandshakeSucceeded");
+    const metrics = await (await fetch(`http://${await operator.httpAddress()}/metrics`)).text();
+    const steps = [...metrics.matchAll(/^gitsync_reconcile_step_duration_seconds_count\{kind="ServiceHandshake",step="([A-Za-z]+)"\}/gm)].map((m) => m[1]);
+    assert.deepEqual(steps.sort(), ["fetchSources", "parseManifests", "reportHandshake", "writeBack"]);
   });
 
   it("reconciles at once on a signed GitHub push webhook, and rejects bad signatures and bodies", async () => {
@@ -143,14 +197,18 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     const hooks = `http://${await operator.httpAddress()}/hooks/git`;
     const body = JSON.stringify({ ref: "refs/heads/main", repository: { clone_url: `${env().git.url("hook-stock")}` } });
     const sign = (secret: string): string => `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
-    const post = (headers: Record<string, string>, payload = body): Promise<Response> => fetch(hooks, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: payload });
+    const post = (headers: Record<string, string>, payload = body): Promise<Response> =>
+      fetch(hooks, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: payload });
 
     assert.equal((await post({ "X-Hub-Signature-256": sign("wrong") })).status, 401);
     assert.equal((await post({ Authorization: `Bearer ${WEBHOOK_SECRET}-bearer` }, "{not json")).status, 400);
     const accepted = await post({ "X-GitHub-Event": "push", "X-Hub-Signature-256": sign(WEBHOOK_SECRET) });
     assert.equal(accepted.status, 202);
     const answer = (await accepted.json()) as { requested: { kind: string; name: string }[] };
-    assert.deepEqual(answer.requested.filter((r) => r.name === "hook"), [{ kind: "ServiceHandshake", namespace: ns, name: "hook" }]);
+    assert.deepEqual(
+      answer.requested.filter((r) => r.name === "hook"),
+      [{ kind: "ServiceHandshake", namespace: ns, name: "hook" }],
+    );
     // interval is 1h: only the webhook explains a reconcile within seconds.
     const failed = await waitFor("hook", "False", "HandshakeFailed", 10_000);
     assert.match(ready(failed)?.message ?? "", /but stock's contract is 3\.0\.0/);
@@ -161,7 +219,10 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     env().git.commitFiles("rename-stock", { "config/contract.yaml": stockContract("2.1.0", "/inventory/{productId}") }, "Rename endpoint");
     await apply("rename", "rename");
     const shs = await waitFor("rename", "False", "HandshakeFailed");
-    assert.deepEqual(shs.status?.services?.[0]?.failures?.map((f) => f.reason), ["EndpointMissing"]);
+    assert.deepEqual(
+      shs.status?.services?.[0]?.failures?.map((f) => f.reason),
+      ["EndpointMissing"],
+    );
     assert.match(ready(shs)?.message ?? "", /pricing calls GET \/stock\/\{id\} on stock, but stock's contract has no such endpoint/);
   });
 

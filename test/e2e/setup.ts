@@ -33,12 +33,17 @@ export function kubectlOk(args: string[], input?: string): Promise<string> {
   return env().kubectlOk(args, input);
 }
 
+/** A generic Secret from literal values, as a user would create one. */
+export function createSecret(namespace: string, name: string, data: Record<string, string>): Promise<string> {
+  return kubectlOk(["create", "secret", "generic", name, "-n", namespace, ...Object.entries(data).map(([key, value]) => `--from-literal=${key}=${value}`)]);
+}
+
 async function grantOperator(): Promise<void> {
   const rules = parse(readFileSync(path.join(ROOT, "deploy/helm/gitsync-operator/files/rbac-rules.yaml"), "utf8")) as unknown[];
   // The Probe kind and its ConfigMaps exist only in this suite.
   rules.push(
     { apiGroups: ["e2e.gitsync.dev"], resources: ["*"], verbs: ["get", "list", "watch", "patch", "update"] },
-    { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "patch", "create"] },
+    { apiGroups: [""], resources: ["configmaps"], verbs: ["get", "list", "watch", "patch", "create"] },
   );
   const role = { apiVersion: "rbac.authorization.k8s.io/v1", kind: "ClusterRole", metadata: { name: "gitsync-operator-e2e" }, rules };
   const binding = {

@@ -1,7 +1,26 @@
 import assert from "node:assert/strict";
-import { classifyByContent, clusterCounts, commitMessage, gitBlobId, planSync, repoPath, selectKeys, type Index, type PlanOptions } from "../../src/backup/plan.js";
+import {
+  classifyByContent,
+  clusterCounts,
+  commitMessage,
+  gitBlobId,
+  planSync,
+  repoPath,
+  selectKeys,
+  type Index,
+  type PlanOptions,
+} from "../../src/backup/plan.js";
 
-const options = (more: Partial<PlanOptions> = {}): PlanOptions => ({ prefix: "clusterbackup/", destPath: "", include: [], exclude: [], prune: true, maxDeletePercent: 50, encrypt: [], ...more });
+const options = (more: Partial<PlanOptions> = {}): PlanOptions => ({
+  prefix: "clusterbackup/",
+  destPath: "",
+  include: [],
+  exclude: [],
+  prune: true,
+  maxDeletePercent: 50,
+  encrypt: [],
+  ...more,
+});
 const key = (cluster: string, name: string): string => `clusterbackup/${cluster}/default/configmaps/${name}.yaml`;
 const index = (...entries: [string, string][]): Index => Object.fromEntries(entries.map(([k, etag]) => [k, { etag, size: 10 }]));
 
@@ -22,7 +41,17 @@ describe("backup planning", () => {
     assert.deepEqual(plan.download, [a, b]);
     assert.equal(plan.compareByContent, true);
     const bytes = new TextEncoder().encode("same");
-    assert.deepEqual(classifyByContent(new Map([[a, gitBlobId(bytes)], [b, "x"]]), new Map([[a, gitBlobId(bytes)]]), options()), { added: [b], modified: [] });
+    assert.deepEqual(
+      classifyByContent(
+        new Map([
+          [a, gitBlobId(bytes)],
+          [b, "x"],
+        ]),
+        new Map([[a, gitBlobId(bytes)]]),
+        options(),
+      ),
+      { added: [b], modified: [] },
+    );
   });
 
   it("computes the blob id git computes", () => {
@@ -46,7 +75,10 @@ describe("backup planning", () => {
 
   it("never deletes with prune off, nor outside the prefix", () => {
     assert.deepEqual(planSync(index([a, "1"]), index([a, "1"], [b, "2"]), new Set([a, b]), options({ prune: false })).deleted, []);
-    assert.deepEqual(planSync(index([a, "1"], [b, "1"]), index([a, "1"], [b, "1"]), new Set([a, b, "README.md", "clusterbackup-old/x"]), options()).deleted, []);
+    assert.deepEqual(
+      planSync(index([a, "1"], [b, "1"]), index([a, "1"], [b, "1"]), new Set([a, b, "README.md", "clusterbackup-old/x"]), options()).deleted,
+      [],
+    );
   });
 
   it("keeps keys below destPath and marks encrypted ones .age", () => {
@@ -60,12 +92,23 @@ describe("backup planning", () => {
   });
 
   it("counts files per cluster, the first segment after the prefix", () => {
-    assert.deepEqual(clusterCounts([a, b, c], "clusterbackup/"), [{ name: "east", files: 2 }, { name: "west", files: 1 }]);
+    assert.deepEqual(clusterCounts([a, b, c], "clusterbackup/"), [
+      { name: "east", files: 2 },
+      { name: "west", files: 1 },
+    ]);
   });
 
   it("writes the commit message the existing dashboards and reviewers read", () => {
     const message = commitMessage(
-      { clusters: [{ name: "production-east", files: 245 }, { name: "production-west", files: 189 }, { name: "staging", files: 67 }], files: 501, deleted: 2 },
+      {
+        clusters: [
+          { name: "production-east", files: 245 },
+          { name: "production-west", files: 189 },
+          { name: "staging", files: 67 },
+        ],
+        files: 501,
+        deleted: 2,
+      },
       { added: 23, modified: 15 },
       new Date("2025-07-12T22:06:58.123Z"),
     );

@@ -1,10 +1,11 @@
 import assert from "node:assert/strict";
 import { z } from "zod";
 import { assertHttpUrl, authHeaders, credentialsFromSecret } from "../../src/git/auth.js";
-import { formatDuration, parseDuration } from "../../src/runtime/duration.js";
+import { formatDuration, parseDuration } from "../../src/util/duration.js";
 import { needsReconcile } from "../../src/runtime/manager.js";
-import { redact, registerSecret, safeUrl } from "../../src/runtime/redact.js";
-import { describeZodError } from "../../src/runtime/fields.js";
+import { redact, registerSecret, safeUrl } from "../../src/util/redact.js";
+import { describeZodError } from "../../src/util/fields.js";
+import { ownerKey, ownerLabels } from "../../src/runtime/owners.js";
 import type { KubeObject } from "../../src/runtime/kube.js";
 
 describe("durations", () => {
@@ -70,7 +71,11 @@ describe("describeZodError", () => {
 });
 
 describe("needsReconcile (what a watch event enqueues)", () => {
-  const obj = (meta: Partial<KubeObject["metadata"]>): KubeObject => ({ apiVersion: "v1", kind: "X", metadata: { name: "n", generation: 1, resourceVersion: "1", ...meta } });
+  const obj = (meta: Partial<KubeObject["metadata"]>): KubeObject => ({
+    apiVersion: "v1",
+    kind: "X",
+    metadata: { name: "n", generation: 1, resourceVersion: "1", ...meta },
+  });
   const table: [string, KubeObject | undefined, KubeObject | undefined, boolean][] = [
     ["a new object", undefined, obj({}), true],
     ["a deleted object (nothing left to do but forget)", obj({}), undefined, false],
@@ -78,8 +83,31 @@ describe("needsReconcile (what a watch event enqueues)", () => {
     ["a spec change", obj({}), obj({ generation: 2 }), true],
     ["a requestedAt annotation", obj({}), obj({ annotations: { "gitsync.dev/requestedAt": "now" } }), true],
     ["the start of deletion", obj({}), obj({ deletionTimestamp: "2026-01-01T00:00:00Z" }), true],
+    ["another annotation (kubectl annotate for anything else)", obj({}), obj({ resourceVersion: "2", annotations: { note: "x" } }), false],
+    ["a label edit", obj({}), obj({ resourceVersion: "2", labels: { team: "a" } }), false],
   ];
   for (const [name, previous, current, expected] of table) {
     it(`${expected ? "enqueues" : "ignores"} ${name}`, () => assert.equal(needsReconcile(previous, current), expected));
   }
+});
+
+describe("ownerKey (which object a watched child reconciles)", () => {
+  const child = (meta: Partial<KubeObject["metadata"]>): KubeObject => ({
+    apiVersion: "v1",
+    kind: "ConfigMap",
+    metadata: { name: "c", namespace: "ns", ...meta },
+  });
+  const owner = { kind: "ComposeDeployment", group: "gitsync.dev" };
+  it("follows an ownerReference to the kind", () => {
+    assert.equal(ownerKey(child({ ownerReferences: [{ apiVersion: "gitsync.dev/v1alpha1", kind: "ComposeDeployment", name: "shop" }] }), owner), "ns/shop");
+  });
+  it("ignores an ownerReference to another kind or group", () => {
+    assert.equal(ownerKey(child({ ownerReferences: [{ apiVersion: "apps/v1", kind: "ComposeDeployment", name: "shop" }] }), owner), undefined);
+  });
+  it("follows the owner labels where no ownerReference can be used", () => {
+    assert.equal(
+      ownerKey(child({ namespace: undefined, labels: ownerLabels({ kind: "ComposeDeployment", namespace: "team", name: "shop" }) }), owner),
+      "team/shop",
+    );
+  });
 });

@@ -9,9 +9,15 @@ const sample: KindDefinition = {
   plural: "samples",
   singular: "sample",
   shortNames: ["smp"],
-  spec: z.object({ ...commonSpecFields, source: gitSource, mode: z.enum(["Strict", "Relaxed"]).default("Strict"), labels: z.record(z.string(), z.string()).optional() }),
+  spec: z.object({
+    ...commonSpecFields,
+    source: gitSource,
+    mode: z.enum(["Strict", "Relaxed"]).default("Strict"),
+    labels: z.record(z.string(), z.string()).optional(),
+  }),
   status: z.object({ ...commonStatusFields, handshake: z.boolean().optional() }),
   columns: [{ name: "Handshake", type: "boolean", jsonPath: ".status.handshake" }],
+  conditions: [],
 };
 
 function walk(node: unknown, visit: (schema: Record<string, unknown>, path: string) => void, path = ""): void {
@@ -57,7 +63,10 @@ describe("CRD generation", () => {
     assert.deepEqual(version.subresources, { status: {} });
     assert.deepEqual(crd.spec.names.shortNames, ["smp"]);
     assert.deepEqual(crd.spec.names.categories, ["gitsync"]);
-    assert.deepEqual(version.additionalPrinterColumns.map((c) => c.name), ["Ready", "Handshake", "Age", "Status"]);
+    assert.deepEqual(
+      version.additionalPrinterColumns.map((c) => c.name),
+      ["Ready", "Handshake", "Age", "Status"],
+    );
   });
 
   it("finds deploy/crds up to date with src/crds", () => {

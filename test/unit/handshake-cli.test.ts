@@ -31,7 +31,10 @@ describe("gitsync handshake check (folders)", () => {
       "contract.yaml": "version: 1.0.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /price/{id}\n",
       "interface.yaml": "dependencies:\n  - name: stock\n    outbound:\n      method: GET\n      path: /stock/{productId}\n",
     });
-    stock = folder(root, "stock", { "service.yaml": "metadata: {name: stock}\n", "contract.yaml": "version: 2.1.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{id}\n" });
+    stock = folder(root, "stock", {
+      "service.yaml": "metadata: {name: stock}\n",
+      "contract.yaml": "version: 2.1.0\napiSpec:\n  endpoints:\n    - method: GET\n      path: /stock/{id}\n",
+    });
   });
 
   it("exits 0 when every handshake passes", async () => {
@@ -52,7 +55,7 @@ describe("gitsync handshake check (folders)", () => {
     writeFileSync(path.join(stock, "service.yaml"), "metadata: {version: 1}\n");
     const errors: string[] = [];
     const write = process.stderr.write.bind(process.stderr);
-    process.stderr.write = ((chunk: string) => (errors.push(chunk), true));
+    process.stderr.write = (chunk: string) => (errors.push(chunk), true);
     try {
       assert.equal((await run("check", pricing, stock)).code, 2);
       assert.equal((await run("check", path.join(root, "missing"))).code, 2);

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { backoffDelay, withJitter } from "../../src/runtime/backoff.js";
+import { backoffDelay, withJitter } from "../../src/util/backoff.js";
 import { WorkQueue, type WorkResult } from "../../src/runtime/queue.js";
 
 function deferred(): { promise: Promise<void>; resolve: () => void } {
@@ -124,12 +124,24 @@ describe("WorkQueue", () => {
 describe("backoff", () => {
   it("doubles per attempt from the base, within [50%, 100%] jitter, up to the cap", () => {
     const policy = { baseMs: 100, maxMs: 1000 };
-    assert.deepEqual([1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, policy, () => 1)), [100, 200, 400, 800, 1000, 1000]);
-    assert.deepEqual([1, 2, 3].map((n) => backoffDelay(n, policy, () => 0)), [50, 100, 200]);
+    assert.deepEqual(
+      [1, 2, 3, 4, 5, 6].map((n) => backoffDelay(n, policy, () => 1)),
+      [100, 200, 400, 800, 1000, 1000],
+    );
+    assert.deepEqual(
+      [1, 2, 3].map((n) => backoffDelay(n, policy, () => 0)),
+      [50, 100, 200],
+    );
   });
 
   it("adds only positive jitter to intervals", () => {
-    assert.equal(withJitter(1000, 0.1, () => 0), 1000);
-    assert.equal(withJitter(1000, 0.1, () => 1), 1100);
+    assert.equal(
+      withJitter(1000, 0.1, () => 0),
+      1000,
+    );
+    assert.equal(
+      withJitter(1000, 0.1, () => 1),
+      1100,
+    );
   });
 });

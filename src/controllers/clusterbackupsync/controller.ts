@@ -1,120 +1,169 @@
-// ClusterBackupSync controller: one engine run per pass (src/backup), reported as status,
-// conditions and the metrics existing backup dashboards read.
-//
-// Step and the conditions it owns:
-//   sync  FetchFailed (the bucket: retried with backoff), PushFailed (the repo: retried),
-//         PruneRefused (deletions refused by a guard: Ready False until resolved)
+// ClusterBackupSync controller: one engine run per pass (src/engines/backup.ts), reported as
+// status, conditions and the metrics existing backup dashboards read.
 
 import { CronExpressionParser } from "cron-parser";
 import { Counter, Gauge, Histogram } from "prom-client";
-import { runBackupSync } from "../../backup/engine.js";
-import { CLUSTER_BACKUP_SYNC_RESOURCE, clusterBackupSyncSpec, type ClusterBackupSyncSpec, type ClusterBackupSyncStatus } from "../../crds/clusterbackupsync.js";
+import {
+  clusterBackupSyncKind,
+  ClusterBackupSyncCondition as Condition,
+  ClusterBackupSyncReason as Reason,
+  type ClusterBackupSyncSpec,
+  type ClusterBackupSyncStatus,
+} from "../../crds/clusterbackupsync.js";
+import { runBackupSync, type SyncResult } from "../../engines/backup.js";
 import { credentialsFromSecret } from "../../git/auth.js";
 import { GitError, GitRepository } from "../../git/repo.js";
-import type { WorkDirs } from "../../git/workdir.js";
-import { parseDuration } from "../../runtime/duration.js";
-import { generic, stalling } from "../../runtime/errors.js";
+import { retry, stall } from "../../runtime/errors.js";
 import { registry } from "../../runtime/metrics.js";
-import type { ControllerDefinition, ReconcileContext } from "../../runtime/reconciler.js";
+import type { ControllerDefinition, KindStep, ReconcileContext } from "../../runtime/reconciler.js";
 import { readSecret } from "../../runtime/secrets.js";
 import { Bucket, S3Error, s3CredentialsFromSecret } from "../../s3/bucket.js";
+import { parseDuration } from "../../util/duration.js";
+import type { ControllerDeps } from "../deps.js";
 
 type Ctx = ReconcileContext<ClusterBackupSyncSpec, ClusterBackupSyncStatus>;
+type CbsStep = KindStep<ClusterBackupSyncSpec, ClusterBackupSyncStatus, Pass>;
+type Pass = Record<string, never>;
+
 const labelNames = ["namespace", "name"] as const;
 
 // Names the existing backup dashboards use.
 const metrics = {
-  duration: new Histogram({ name: "git_sync_duration_seconds", help: "Duration of one backup sync.", labelNames, buckets: [0.1, 0.5, 1, 5, 15, 60, 300], registers: [registry] }),
+  duration: new Histogram({
+    name: "git_sync_duration_seconds",
+    help: "Duration of one backup sync.",
+    labelNames,
+    buckets: [0.1, 0.5, 1, 5, 15, 60, 300],
+    registers: [registry],
+  }),
   errors: new Counter({ name: "git_sync_errors_total", help: "Backup syncs that failed.", labelNames, registers: [registry] }),
   files: new Counter({ name: "git_sync_files_processed_total", help: "Files written or deleted by backup syncs.", labelNames, registers: [registry] }),
   lastSuccess: new Gauge({ name: "git_sync_last_success_timestamp", help: "Unix time of the last successful backup sync.", labelNames, registers: [registry] }),
   clusters: new Gauge({ name: "git_sync_clusters_backed_up", help: "Clusters found in the bucket by the last sync.", labelNames, registers: [registry] }),
 };
 
-export function clusterBackupSyncController(workDirs: WorkDirs): ControllerDefinition<ClusterBackupSyncSpec, ClusterBackupSyncStatus> {
-  async function sync(ctx: Ctx): Promise<void> {
-    const { spec, metadata } = ctx.object;
-    const labels = { namespace: metadata.namespace ?? "default", name: metadata.name };
-    const namespace = labels.namespace;
-    const next = nextRun(spec);
+/** Sets the next sync time from the cron schedule or the interval; stalls on a schedule that does not parse. */
+const schedule: CbsStep = {
+  name: "schedule",
+  owns: [],
+  run(ctx) {
+    const next = nextRun(ctx.object.spec);
     ctx.status.nextSyncTime = next.toISOString();
     ctx.requeueAfterMs = Math.max(1000, next.getTime() - Date.now());
-    ctx.status.lastSyncTime = new Date().toISOString();
+  },
+};
 
-    if (!spec.source.secretRef) throw stalling("MissingCredentials", "spec.source.secretRef: a Secret with accesskey and secretkey is required", "FetchFailed");
-    const s3 = s3CredentialsFromSecret(await readSecret(ctx.kube, namespace, spec.source.secretRef.name, "FetchFailed"), spec.source.secretRef.name);
-    const git = spec.destination.secretRef ? credentialsFromSecret(await readSecret(ctx.kube, namespace, spec.destination.secretRef.name, "PushFailed"), spec.destination.secretRef.name) : undefined;
-    const bucket = new Bucket(spec.source, s3);
-    const dir = workDirs.cloneDir(spec.destination.url);
-    const timer = metrics.duration.startTimer(labels);
-    try {
-      const result = await workDirs.withLock(dir, () =>
-        runBackupSync({
-          bucket,
-          repo: new GitRepository(spec.destination.url, dir, git),
-          branch: spec.destination.branch,
-          author: spec.destination.author,
-          options: {
-            prefix: spec.source.prefix,
-            destPath: spec.destination.path,
-            include: spec.include,
-            exclude: spec.exclude,
-            prune: spec.prune,
-            maxDeletePercent: spec.maxDeletePercent,
-            encrypt: spec.encryption?.include ?? [],
-          },
-          recipients: spec.encryption?.recipients ?? [],
-          concurrency: spec.concurrency,
-          dryRun: spec.dryRun,
-          signal: ctx.signal,
-        }),
-      );
-      ctx.conditions.delete("FetchFailed");
-      ctx.conditions.delete("PushFailed");
-      Object.assign(ctx.status, {
-        lastSuccessfulSyncTime: new Date().toISOString(),
-        revision: result.revision,
-        files: result.files,
-        clusters: result.clusters,
-        lastChanges: { added: result.added, modified: result.modified, deleted: result.deleted },
-        ...(result.commit ? { lastCommit: result.commit } : {}),
-      });
-      metrics.files.inc(labels, result.added + result.modified + result.deleted);
-      metrics.lastSuccess.set(labels, Date.now() / 1000);
-      metrics.clusters.set(labels, result.clusters.length);
-      if (result.commit) ctx.event("Normal", "Synced", `Pushed ${result.commit.slice(0, 12)}: ${result.added} new, ${result.modified} modified, ${result.deleted} deleted`);
-      if (result.pruneRefused) ctx.conditions.markFailure("PruneRefused", "PruneRefused", result.pruneRefused);
-      else ctx.conditions.delete("PruneRefused");
-      const what = spec.dryRun ? "Dry run" : result.commit ? `Pushed ${result.commit.slice(0, 12)}` : "Up to date";
-      ctx.result = { reason: "Synced", message: `${what}: ${result.files} files from ${result.clusters.length} clusters` };
-    } catch (err) {
-      metrics.errors.inc(labels);
-      if (err instanceof S3Error) throw generic("FetchFailed", err.message, "FetchFailed", err);
-      if (err instanceof GitError) throw generic("PushFailed", err.message, "PushFailed", err);
-      throw err;
-    } finally {
-      timer();
-      bucket.close();
-    }
-  }
-
+/**
+ * Mirrors the bucket into the repository as one commit. Sets FetchFailed (the bucket) and
+ * PushFailed (the repository), both retried with backoff, and PruneRefused when a guard kept
+ * deletions back (Ready False until resolved).
+ */
+function sync(deps: ControllerDeps): CbsStep {
   return {
-    kind: "ClusterBackupSync",
-    resource: CLUSTER_BACKUP_SYNC_RESOURCE,
-    specSchema: clusterBackupSyncSpec,
-    defaultInterval: "5m",
-    concurrency: 2,
-    steps: [sync],
-    sourceUrls: (spec) => [spec.destination.url],
+    name: "sync",
+    owns: [Condition.FetchFailed, Condition.PushFailed, Condition.PruneRefused],
+    async run(ctx) {
+      const { spec, metadata } = ctx.object;
+      const labels = { namespace: metadata.namespace ?? "default", name: metadata.name };
+      ctx.status.lastSyncTime = new Date().toISOString();
+      const { bucket, repo } = await connect(deps, ctx);
+      const timer = metrics.duration.startTimer(labels);
+      try {
+        const result = await deps.workDirs.withLock(repo.dir, () => runBackupSync({ bucket, repo, ...engineRequest(spec), signal: ctx.signal }));
+        report(ctx, result, labels);
+      } catch (err) {
+        metrics.errors.inc(labels);
+        if (err instanceof S3Error) throw retry(err.message, { condition: Condition.FetchFailed, cause: err });
+        if (err instanceof GitError) throw retry(err.message, { condition: Condition.PushFailed, cause: err });
+        throw err;
+      } finally {
+        timer();
+        bucket.close();
+      }
+    },
   };
+}
+
+async function connect(deps: ControllerDeps, ctx: Ctx): Promise<{ bucket: Bucket; repo: GitRepository }> {
+  const { source, destination } = ctx.object.spec;
+  const namespace = ctx.object.metadata.namespace ?? "default";
+  if (!source.secretRef) {
+    throw stall("spec.source.secretRef: a Secret with accesskey and secretkey is required", {
+      condition: Condition.FetchFailed,
+      reason: Reason.MissingCredentials,
+    });
+  }
+  const s3 = s3CredentialsFromSecret(await readSecret(ctx.kube, namespace, source.secretRef.name, Condition.FetchFailed), source.secretRef.name);
+  const git = destination.secretRef
+    ? credentialsFromSecret(await readSecret(ctx.kube, namespace, destination.secretRef.name, Condition.PushFailed), destination.secretRef.name)
+    : undefined;
+  return { bucket: new Bucket(source, s3), repo: new GitRepository(destination.url, deps.workDirs.cloneDir(destination.url), git) };
+}
+
+function engineRequest(spec: ClusterBackupSyncSpec): Omit<Parameters<typeof runBackupSync>[0], "bucket" | "repo"> {
+  return {
+    branch: spec.destination.branch,
+    author: spec.destination.author,
+    options: {
+      prefix: spec.source.prefix,
+      destPath: spec.destination.path,
+      include: spec.include,
+      exclude: spec.exclude,
+      prune: spec.prune,
+      maxDeletePercent: spec.maxDeletePercent,
+      encrypt: spec.encryption?.include ?? [],
+    },
+    recipients: spec.encryption?.recipients ?? [],
+    concurrency: spec.concurrency,
+    dryRun: spec.dryRun,
+  };
+}
+
+function report(ctx: Ctx, result: SyncResult, labels: { namespace: string; name: string }): void {
+  const { spec } = ctx.object;
+  Object.assign(ctx.status, {
+    lastSuccessfulSyncTime: new Date().toISOString(),
+    revision: result.revision,
+    files: result.files,
+    clusters: result.clusters,
+    lastChanges: { added: result.added, modified: result.modified, deleted: result.deleted },
+    ...(result.commit ? { lastCommit: result.commit, lastCommitShort: shortRevision(spec.destination.branch, result.commit) } : {}),
+  });
+  metrics.files.inc(labels, result.added + result.modified + result.deleted);
+  metrics.lastSuccess.set(labels, Date.now() / 1000);
+  metrics.clusters.set(labels, result.clusters.length);
+  if (result.pruneRefused) ctx.markFailure(Condition.PruneRefused, result.pruneRefused);
+  const what = spec.dryRun ? "Dry run" : result.commit ? `Pushed ${shortRevision(spec.destination.branch, result.commit)}` : "Up to date";
+  const changes = result.commit ? `: ${result.added} new, ${result.modified} modified, ${result.deleted} deleted` : "";
+  ctx.result = { reason: Reason.Synced, message: `${what}${changes}; ${result.files} files from ${result.clusters.length} clusters` };
+  // One event per new result: a pushed commit. Ready's own transition event is folded into it.
+  if (result.commit) ctx.event("Normal", Reason.Synced, ctx.result.message);
+}
+
+/** A commit as Flux shows one: main@sha1:abcdef12. */
+export function shortRevision(branch: string, commit: string): string {
+  return `${branch}@sha1:${commit.slice(0, 8)}`;
 }
 
 /** The next sync: the next cron time, or now + interval. */
 function nextRun(spec: ClusterBackupSyncSpec): Date {
   if (!spec.schedule) return new Date(Date.now() + parseDuration(spec.interval ?? "5m"));
   try {
-    return CronExpressionParser.parse(spec.schedule, { tz: spec.timeZone ?? "UTC", currentDate: new Date() }).next().toDate();
+    return CronExpressionParser.parse(spec.schedule, { tz: spec.timeZone ?? "UTC", currentDate: new Date() })
+      .next()
+      .toDate();
   } catch (err) {
-    throw stalling("InvalidSchedule", `spec.schedule "${spec.schedule}": ${(err as Error).message}`);
+    throw stall(`spec.schedule "${spec.schedule}": ${(err as Error).message}`, { reason: Reason.InvalidSchedule });
   }
+}
+
+export function clusterBackupSyncController(deps: ControllerDeps): ControllerDefinition<ClusterBackupSyncSpec, ClusterBackupSyncStatus, Pass> {
+  return {
+    kind: clusterBackupSyncKind,
+    newPass: () => ({}),
+    steps: [schedule, sync(deps)],
+    defaultInterval: "5m",
+    concurrency: 2,
+    sourceUrls: (spec) => [spec.destination.url],
+  };
 }

@@ -10,7 +10,22 @@ import path from "node:path";
 import { Encrypter } from "age-encryption";
 import type { Author, GitRepository } from "../git/repo.js";
 import type { Bucket } from "../s3/bucket.js";
-import { classifyByContent, commitMessage, gitBlobId, indexDigest, indexPath, isEncrypted, parseIndex, planSync, renderIndex, repoPath, selectKeys, type Index, type PlanOptions } from "./plan.js";
+import {
+  classifyByContent,
+  commitMessage,
+  gitBlobId,
+  indexDigest,
+  indexPath,
+  isEncrypted,
+  parseIndex,
+  planSync,
+  renderIndex,
+  repoPath,
+  selectKeys,
+  type Index,
+  type PlanOptions,
+} from "../backup/plan.js";
+import { mapLimit } from "../util/pool.js";
 
 export interface SyncRequest {
   bucket: Bucket;
@@ -45,14 +60,22 @@ interface Destination {
 export async function runBackupSync(req: SyncRequest & { repo: GitRepository; branch: string; author: Author }): Promise<SyncResult> {
   const { repo, options } = req;
   // Bring the kept clone up to date while the bucket is listed: both are round trips.
-  const [bucketListing] = await Promise.all([req.bucket.list(options.prefix, req.signal), repo.resolve({ branch: req.branch }).then((head) => (head ? repo.sync({ branch: req.branch }) : undefined))]);
+  const [bucketListing] = await Promise.all([
+    req.bucket.list(options.prefix, req.signal),
+    repo.resolve({ branch: req.branch }).then((head) => (head ? repo.sync({ branch: req.branch }) : undefined)),
+  ]);
   const listing = selectKeys(bucketListing, options);
   const downloaded = new Map<string, Uint8Array>();
   let result: SyncResult | undefined;
   const pushed = await repo.commit({
     branch: req.branch,
     author: req.author,
-    message: () => commitMessage({ clusters: result?.clusters ?? [], files: result?.files ?? 0, deleted: result?.deleted ?? 0 }, { added: result?.added ?? 0, modified: result?.modified ?? 0 }, req.now ?? new Date()),
+    message: () =>
+      commitMessage(
+        { clusters: result?.clusters ?? [], files: result?.files ?? 0, deleted: result?.deleted ?? 0 },
+        { added: result?.added ?? 0, modified: result?.modified ?? 0 },
+        req.now ?? new Date(),
+      ),
     // Runs again on the new head when someone else pushed first; downloads are reused.
     change: async (head) => {
       const tree = head ? await repo.listTree(head, options.destPath) : new Map<string, { oid: string }>();
@@ -93,7 +116,12 @@ export async function runBackupToDirectory(req: SyncRequest & { dir: string }): 
 }
 
 /** The plan applied to the destination's state: path → new bytes or null, and the summary. */
-async function computeChanges(req: SyncRequest, listing: Index, destination: Destination, cache: Map<string, Uint8Array>): Promise<{ changes: Map<string, Uint8Array | null>; result: SyncResult }> {
+async function computeChanges(
+  req: SyncRequest,
+  listing: Index,
+  destination: Destination,
+  cache: Map<string, Uint8Array>,
+): Promise<{ changes: Map<string, Uint8Array | null>; result: SyncResult }> {
   const { options } = req;
   const previous = parseIndex(destination.indexText);
   const plan = planSync(listing, previous, new Set(destination.files.keys()), options);
@@ -123,17 +151,15 @@ async function computeChanges(req: SyncRequest, listing: Index, destination: Des
   return { changes, result };
 }
 
-async function downloadAll(bucket: Bucket, keys: string[], concurrency: number, cache: Map<string, Uint8Array>, signal?: AbortSignal): Promise<Map<string, Uint8Array>> {
+async function downloadAll(
+  bucket: Bucket,
+  keys: string[],
+  concurrency: number,
+  cache: Map<string, Uint8Array>,
+  signal?: AbortSignal,
+): Promise<Map<string, Uint8Array>> {
   const missing = keys.filter((k) => !cache.has(k));
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.max(1, Math.min(concurrency, missing.length)) }, async () => {
-      while (next < missing.length) {
-        const key = missing[next++] as string;
-        cache.set(key, await bucket.get(key, signal));
-      }
-    }),
-  );
+  await mapLimit(missing, concurrency, async (key) => cache.set(key, await bucket.get(key, signal)));
   return new Map(keys.map((k) => [k, cache.get(k) as Uint8Array]));
 }
 

@@ -7,6 +7,10 @@ export function normalizeRepoUrl(url: string): string {
     const path = parsed.pathname.replace(/\/+$/, "").replace(/\.git$/, "");
     return `${parsed.protocol}//${parsed.host.toLowerCase()}${path}`;
   } catch {
-    return url.trim().replace(/\/+$/, "").replace(/\.git$/, "").toLowerCase();
+    return url
+      .trim()
+      .replace(/\/+$/, "")
+      .replace(/\.git$/, "")
+      .toLowerCase();
   }
 }

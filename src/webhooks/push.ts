@@ -47,7 +47,11 @@ export function parsePush(headers: Record<string, string | string[] | undefined>
 function pushedUrl(payload: unknown, source: "github" | "gitlab" | "generic"): string | undefined {
   const p = payload as { url?: unknown; repository?: Record<string, unknown>; project?: Record<string, unknown> };
   const candidates =
-    source === "github" ? [p.repository?.clone_url, p.repository?.html_url] : source === "gitlab" ? [p.project?.git_http_url, p.repository?.git_http_url, p.project?.web_url] : [p.url];
+    source === "github"
+      ? [p.repository?.clone_url, p.repository?.html_url]
+      : source === "gitlab"
+        ? [p.project?.git_http_url, p.repository?.git_http_url, p.project?.web_url]
+        : [p.url];
   return candidates.find((c): c is string => typeof c === "string" && c.length > 0);
 }
 
