@@ -31,6 +31,7 @@ unit: build ## Unit tests only (no servers)
 	$(NPM) run test:unit
 
 test: build tools lint ## Everything: lint, unit and e2e tests against real servers
+	@bash hack/deps.sh
 	$(NPM) test
 
 demo: build tools ## Start the local environment and the operator with the samples applied

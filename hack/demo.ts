@@ -1,7 +1,7 @@
 // `make demo`: the local environment, the CRDs and samples applied, and the operator in
 // the foreground. Ctrl-C stops the operator and every server the environment started.
 
-import { existsSync, readdirSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import path from "node:path";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { runOperator } from "../src/cli/operator.js";
@@ -22,17 +22,24 @@ const samples = path.join(ROOT, "deploy/samples");
 const files = existsSync(samples) ? readdirSync(samples).filter((f) => f.endsWith(".yaml")) : [];
 for (const file of files) await env.kubectlOk(["apply", "-f", path.join(samples, file)]);
 
-const kubectl = env.tools.kubectl;
+// A folder holding `kubectl` itself, so that a pasted PATH line works in every shell (an alias
+// in pasted text is not expanded by some).
+const kubectl = env.tools.kubectl ?? "kubectl";
+const kubectlDir = path.join(path.dirname(kubectl), "path");
+mkdirSync(kubectlDir, { recursive: true });
+rmSync(path.join(kubectlDir, "kubectl"), { force: true });
+symlinkSync(kubectl, path.join(kubectlDir, "kubectl"));
 process.stderr.write(`
 gitsync demo is running. In another terminal:
 
   export KUBECONFIG=${env.admin.kubeconfig}
-  alias kubectl=${kubectl}
+  export PATH=${kubectlDir}:$PATH
   kubectl get gitsync -A
   kubectl wait --for=condition=Ready shs/shop cbs/backups
   kubectl describe shs shop
   kubectl annotate cbs backups gitsync.dev/requestedAt="$(date +%s)" --overwrite
 
+(Without the PATH line, kubectl is ${kubectl}.)
 Samples applied: ${files.length ? files.join(", ") : "none yet"}. Git server: ${env.git.baseUrl} (user ${env.git.username}).
 Break the handshake: git clone ${env.git.baseUrl.replace("://", `://${env.git.username}:<password from the git-demo Secret>@`)}/stock-config.git,
 bump contract.yaml's version, push, and annotate shs/shop with gitsync.dev/requestedAt.

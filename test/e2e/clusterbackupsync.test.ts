@@ -10,6 +10,7 @@ import { BackupBucket } from "./fixtures/backups.js";
 import { eventually, OperatorProcess } from "./helpers.js";
 import { assertStatusConventions } from "./kstatus.js";
 import { adminClient, env, kubectlOk, createSecret } from "./setup.js";
+import { argoHealth } from "./argo.js";
 
 interface Cbs {
   metadata: { generation: number };
@@ -77,6 +78,7 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
     assert.equal(waited.code, 0, waited.stderr);
     const cbs = await waitFor("cbs-first", "True", "Synced");
     assert.equal(cbs.status?.files, 72);
+    assert.equal(argoHealth(clusterBackupSyncKind, cbs).status, "Healthy");
     assert.deepEqual(
       cbs.status?.clusters?.map((c) => c.files),
       [24, 24, 24],

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { stringify } from "yaml";
 import { resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import type { CustomObject } from "../../src/runtime/reconciler.js";
-import { PROBE_RESOURCE, type ProbeSpec, type ProbeStatus } from "./fixtures/probe.js";
+import { PROBE_RESOURCE, probeKind, type ProbeSpec, type ProbeStatus } from "./fixtures/probe.js";
+import { argoHealth } from "./argo.js";
 import { eventually, OperatorProcess } from "./helpers.js";
 import { assertStatusConventions } from "./kstatus.js";
 import { adminClient, env, kubectlOk } from "./setup.js";
@@ -76,6 +77,7 @@ describe("controller runtime (real API server)", function () {
     const probe = await waitReady(kube, ns, "hello");
     assert.equal(probe.status?.echo, "hi there");
     assert.equal(ready(probe)?.reason, "Succeeded");
+    assert.deepEqual(argoHealth(probeKind, probe), { status: "Healthy", message: 'Echoed "hi there"' });
     assert.deepEqual(probe.metadata.finalizers, ["e2e.gitsync.dev/cleanup"]);
 
     const cm = await kube.request<{ data: Record<string, string>; metadata: { managedFields: { manager: string; operation: string }[] } }>(
@@ -138,6 +140,7 @@ describe("controller runtime (real API server)", function () {
     const types = stalled.status?.conditions?.map((c) => c.type);
     assert.deepEqual(types, ["Ready", "Stalled"]);
     assert.equal(ready(stalled)?.reason, "ProbeStalled");
+    assert.equal(argoHealth(probeKind, stalled).status, "Degraded");
     // No retry until the object changes: the pass count stays put.
     await new Promise((r) => setTimeout(r, 3000));
     assert.equal((await getProbe(kube, ns, "stuck")).status?.passes, stalled.status?.passes);
@@ -158,6 +161,7 @@ describe("controller runtime (real API server)", function () {
     const reconciling = failing.status?.conditions?.find((c) => c.type === "Reconciling");
     assert.equal(reconciling?.reason, "ProgressingWithRetry");
     assert.equal(failing.status?.conditions?.find((c) => c.type === "ProbeFailed")?.status, "True");
+    assert.deepEqual(argoHealth(probeKind, failing), { status: "Degraded", message: ready(failing)?.message });
     const start = failing.status?.failures ?? 0;
     await new Promise((r) => setTimeout(r, 6000));
     const attempts = ((await getProbe(kube, ns, "flaky")).status?.failures ?? 0) - start;
@@ -228,6 +232,7 @@ describe("controller runtime (real API server)", function () {
     assert.equal(during.status?.echo, "one", "seen before the pass finished");
     assert.equal(ready(during)?.status, "False");
     assert.equal(ready(during)?.reason, "Progressing");
+    assert.deepEqual(argoHealth(probeKind, during), { status: "Progressing", message: "Reconciling generation 2" });
     assertStatusConventions(during);
     const done = await waitReady(kube, ns, "long");
     assert.equal(done.status?.echo, "two");
@@ -255,6 +260,7 @@ describe("controller runtime (real API server)", function () {
     await applyProbe(ns, "paused", { suspend: true });
     await eventually(async () => assert.equal((await getProbe(kube, ns, "paused")).status?.observedGeneration, 2));
     const suspended = await getProbe(kube, ns, "paused");
+    assert.deepEqual(argoHealth(probeKind, suspended), { status: "Suspended", message: "Reconciliation is suspended" });
     await kubectlOk(["annotate", "-n", ns, "probe/paused", "gitsync.dev/requestedAt=while-suspended"]);
     await new Promise((r) => setTimeout(r, 1500));
     const still = await getProbe(kube, ns, "paused");

@@ -7,6 +7,7 @@ import { parse, stringify } from "yaml";
 import { serviceHandshakeKind, type ServiceHandshakeStatus } from "../../src/crds/servicehandshake.js";
 import { resourceOf, resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import { eventually, OperatorProcess } from "./helpers.js";
+import { argoHealth } from "./argo.js";
 import { assertStatusConventions } from "./kstatus.js";
 import { adminClient, env, kubectlOk, createSecret } from "./setup.js";
 
@@ -170,6 +171,10 @@ describe("ServiceHandshake (real operator, API server and git server)", function
       failed.status?.conditions?.find((c) => c.type === "Reconciling"),
       undefined,
     );
+    assert.deepEqual(argoHealth(serviceHandshakeKind, failed), {
+      status: "Degraded",
+      message: "pricing expects stock 2.1.0 (strict), but stock's contract is 2.2.0",
+    });
     assert.deepEqual(
       failed.status?.services?.[0]?.failures?.map((f) => [f.dependency, f.reason]),
       [["stock", "VersionMismatch"]],
@@ -183,7 +188,8 @@ describe("ServiceHandshake (real operator, API server and git server)", function
       "Minor bump",
     );
     await apply("bump", "bump", { mode: "Relaxed" });
-    await waitFor("bump", "True", "HandshakeSucceeded");
+    const healthy = await waitFor("bump", "True", "HandshakeSucceeded");
+    assert.equal(argoHealth(serviceHandshakeKind, healthy).status, "Healthy");
     const metrics = await (await fetch(`http://${await operator.httpAddress()}/metrics`)).text();
     const steps = [...metrics.matchAll(/^gitsync_reconcile_step_duration_seconds_count\{kind="ServiceHandshake",step="([A-Za-z]+)"\}/gm)].map((m) => m[1]);
     assert.deepEqual(steps.sort(), ["fetchSources", "parseManifests", "reportHandshake", "writeBack"]);

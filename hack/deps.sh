@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the tests use, when they are missing (these machines run as
+# root). Today: lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts' tests.
+set -euo pipefail
+
+packages=()
+command -v lua5.1 >/dev/null 2>&1 || packages+=(lua5.1)
+[ ${#packages[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "Missing Debian packages: ${packages[*]}. Install them (apt-get install ${packages[*]}) and run again." >&2
+  exit 1
+fi
+echo "Installing ${packages[*]} (once per machine) ..." >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get install -y -qq "${packages[@]}" >/dev/null 2>&1 || { apt-get update -qq >/dev/null && apt-get install -y -qq "${packages[@]}" >/dev/null; }
