@@ -9,14 +9,35 @@ import { controllers } from "../src/controllers/index.js";
 import { Environment } from "./env/environment.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const env = new Environment({ gitPort: Number(process.env.GITSYNC_DEMO_GIT_PORT ?? 18080), s3Port: Number(process.env.GITSYNC_DEMO_S3_PORT ?? 19000) });
+const env = new Environment({
+  gitPort: Number(process.env.GITSYNC_DEMO_GIT_PORT ?? 18080),
+  s3Port: Number(process.env.GITSYNC_DEMO_S3_PORT ?? 19000),
+  datasetsPort: Number(process.env.GITSYNC_DEMO_ETCD_PORT ?? 12379),
+  datasets: true,
+});
 await env.start();
 seedServiceRepos(env);
+env.git.createRepo("weather-dataset", {
+  "README.md": "Hourly readings of three stations\n",
+  "data/2026.csv": "station,hour,temp\na,0,4.1\nb,0,3.8\nc,0,5.0\n",
+});
 await seedBackups(env);
 await env.installCrds();
 await env.kubectlOk(["create", "namespace", "gitsync-system"]);
 await env.kubectlOk(["create", "secret", "generic", "git-demo", `--from-literal=username=${env.git.username}`, `--from-literal=password=${env.git.password}`]);
 await env.kubectlOk(["create", "secret", "generic", "s3-demo", `--from-literal=accesskey=${env.s3.accessKey}`, `--from-literal=secretkey=${env.s3.secretKey}`]);
+const datasets = env.datasets;
+if (datasets) {
+  await env.kubectlOk([
+    "create",
+    "secret",
+    "generic",
+    "etcd-demo",
+    `--from-literal=username=${datasets.operator.username}`,
+    `--from-literal=password=${datasets.operator.password}`,
+    `--from-file=ca.crt=${datasets.caFile}`,
+  ]);
+}
 
 const samples = path.join(ROOT, "deploy/samples");
 const files = existsSync(samples) ? readdirSync(samples).filter((f) => f.endsWith(".yaml")) : [];
@@ -35,7 +56,9 @@ gitsync demo is running. In another terminal:
   export KUBECONFIG=${env.admin.kubeconfig}
   export PATH=${kubectlDir}:$PATH
   kubectl get gitsync -A
-  kubectl wait --for=condition=Ready shs/shop cbs/backups
+  kubectl wait --for=condition=Ready shs/shop cbs/backups dsa/weather
+  npx gitsync dataset ls weather   # with ETCD_ENDPOINTS=${datasets?.endpoint} ETCD_CACERT=${datasets?.caFile}
+                                   # ETCD_USERNAME=${datasets?.operator.username} ETCD_PASSWORD=<from the etcd-demo Secret>
   kubectl describe shs shop
   kubectl annotate cbs backups gitsync.dev/requestedAt="$(date +%s)" --overwrite
 

@@ -12,6 +12,7 @@ Commands:
   operator     run the controllers (see gitsync operator --help)
   handshake    check ServiceHandshake agreement in CI (gitsync handshake check --help)
   backup       mirror cluster backups from S3 into git once (gitsync backup sync --help)
+  dataset      discover, watch, import and publish dataset adverts in etcd (gitsync dataset --help)
   version      print the version
 
 Run 'gitsync <command> --help' for a command's options.
@@ -33,6 +34,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cli/backup.js")).runBackup(rest);
     case "handshake":
       return (await import("./cli/handshake.js")).runHandshake(rest);
+    case "dataset":
+      return (await import("./cli/dataset.js")).runDataset(rest);
     case "version":
     case "--version":
       process.stdout.write(`gitsync ${version()}\n`);

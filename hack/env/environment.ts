@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
+import { DatasetEtcd } from "./dataset-etcd.js";
 import { GitServer } from "./git-server.js";
 import { freePort, forgetOnExit, ManagedProcess, portOpen, removeOnExit, toolPaths } from "./processes.js";
 
@@ -24,9 +25,12 @@ export interface EnvironmentOptions {
   keep?: boolean;
   /** Extra token-auth users, e.g. the operator's own identity. */
   users?: string[];
+  /** Also start the second etcd, with TLS and auth, where DatasetAdverts are published. */
+  datasets?: boolean;
   /** Fixed ports for the git and S3 servers (the demo's samples name them); default free ones. */
   gitPort?: number;
   s3Port?: number;
+  datasetsPort?: number;
   log?: (line: string) => void;
 }
 
@@ -37,6 +41,8 @@ export class Environment {
   readonly users = new Map<string, Identity>();
   readonly s3 = { endpoint: "", region: "us-east-1", accessKey: "gitsync-test-access", secretKey: randomBytes(16).toString("hex") };
   readonly git: GitServer;
+  /** The datasets etcd; only with options.datasets. */
+  readonly datasets: DatasetEtcd | undefined;
   etcdEndpoint = "";
   apiServerUrl = "";
   private readonly processes = new Map<string, ManagedProcess>();
@@ -51,11 +57,15 @@ export class Environment {
     this.admin = this.identity("admin");
     for (const user of options.users ?? []) this.users.set(user, this.identity(user));
     this.git = new GitServer(path.join(this.dir, "git"), "gitsync", randomBytes(12).toString("hex"));
+    this.datasets =
+      options.datasets && this.tools.etcd
+        ? new DatasetEtcd(path.join(this.dir, "etcd-datasets"), this.tools.etcd, this.logDir, options.datasetsPort)
+        : undefined;
   }
 
   async start(): Promise<void> {
     const started = Date.now();
-    await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort)]);
+    await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort), this.datasets?.start()]);
     await this.startApiServer();
     await this.startControllerManager();
     this.say(
@@ -65,6 +75,7 @@ export class Environment {
 
   async stop(): Promise<void> {
     await Promise.all([...this.processes.values()].map((p) => p.stop()));
+    await this.datasets?.stop();
     await this.git.stop();
     if (!this.options.keep) {
       rmSync(this.dir, { recursive: true, force: true });
@@ -134,7 +145,9 @@ export class Environment {
 
   /** The log tail of every process, for a failing test's report. */
   logs(lines = 20): string {
-    return [...this.processes.values()].map((p) => `--- ${p.name} ---\n${p.tail(lines)}`).join("\n");
+    return [...this.processes.values(), ...(this.datasets ? [this.datasets.process] : [])]
+      .flatMap((p) => (p ? [`--- ${p.name} ---\n${p.tail(lines)}`] : []))
+      .join("\n");
   }
 
   private async startEtcd(): Promise<void> {

@@ -5,9 +5,11 @@
 
 import type { KindDefinition } from "../crds/common.js";
 import { clusterBackupSyncKind } from "../crds/clusterbackupsync.js";
+import { datasetAdvertKind } from "../crds/datasetadvert.js";
 import { serviceHandshakeKind } from "../crds/servicehandshake.js";
 import type { AnyController } from "../runtime/manager.js";
 import { clusterBackupSyncController } from "./clusterbackupsync/controller.js";
+import { datasetAdvertController } from "./datasetadvert/controller.js";
 import type { ControllerDeps } from "./deps.js";
 import { serviceHandshakeController } from "./servicehandshake/controller.js";
 
@@ -21,6 +23,7 @@ export interface KindRegistration {
 export const registrations: readonly KindRegistration[] = [
   { kind: serviceHandshakeKind, controller: serviceHandshakeController },
   { kind: clusterBackupSyncKind, controller: clusterBackupSyncController },
+  { kind: datasetAdvertKind, controller: datasetAdvertController },
 ];
 
 /** The API of every kind, for the CRD generator. */

@@ -163,6 +163,17 @@ export class GitRepository {
     return files;
   }
 
+  /** How many files, and how many bytes, lie below `prefix` at a commit. Reads every blob once. */
+  async treeStats(commit: string, prefix = ""): Promise<{ files: number; bytes: number }> {
+    const tree = await this.listTree(commit, prefix);
+    let bytes = 0;
+    for (const { oid } of tree.values()) {
+      const { blob } = await git.readBlob({ fs: gitFs, gitdir: this.gitdir, oid, cache: this.cache });
+      bytes += blob.byteLength;
+    }
+    return { files: tree.size, bytes };
+  }
+
   /** Commits the change on top of the remote branch and pushes; re-applies on a moved head. */
   async commit(options: CommitOptions): Promise<CommitResult> {
     const maxAttempts = options.maxAttempts ?? 5;

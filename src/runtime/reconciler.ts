@@ -260,7 +260,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
       const type: EventType = now.status === "False" ? "Warning" : "Normal";
       await this.deps.events.emit(object, type, now.reason, now.message);
     }
-    const fields = { result: outcome.result, ...(now ? { reason: now.reason, message: now.message } : {}) };
+    const fields = { result: outcome.result, ...(now ? { reason: now.reason, status: now.message } : {}) };
     if (outcome.result === "success" || outcome.result === "suspended") log.info(`Reconciled ${this.kind}`, fields);
     else log.warn(`Failed to reconcile ${this.kind}`, fields);
   }

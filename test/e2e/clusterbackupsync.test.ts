@@ -8,7 +8,7 @@ import { clusterBackupSyncKind, type ClusterBackupSyncStatus } from "../../src/c
 import { resourceOf, resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import { BackupBucket } from "./fixtures/backups.js";
 import { eventually, OperatorProcess } from "./helpers.js";
-import { assertStatusConventions } from "./kstatus.js";
+import { waitForReady } from "./kstatus.js";
 import { adminClient, env, kubectlOk, createSecret } from "./setup.js";
 import { argoHealth } from "./argo.js";
 
@@ -61,14 +61,7 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
   const condition = (cbs: Cbs, type: string): { status: string; reason: string; message: string } | undefined =>
     cbs.status?.conditions?.find((c) => c.type === type);
 
-  async function waitFor(name: string, status: string, reason: string, timeoutMs = 30_000): Promise<Cbs> {
-    return eventually(async () => {
-      const cbs = await get(name);
-      assert.deepEqual([condition(cbs, "Ready")?.status, condition(cbs, "Ready")?.reason], [status, reason], JSON.stringify(cbs.status?.conditions));
-      assertStatusConventions(cbs);
-      return cbs;
-    }, timeoutMs);
-  }
+  const waitFor = (name: string, status: string, reason: string, timeoutMs = 30_000): Promise<Cbs> => waitForReady(() => get(name), status, reason, timeoutMs);
 
   it("syncs the bucket into the repo and reports it in status and kubectl columns", async () => {
     await BackupBucket.create(s3, "cbs-first");

@@ -2,6 +2,7 @@
 // suite reads back: what kubectl wait, Argo CD and Flux rely on.
 
 import assert from "node:assert/strict";
+import { eventually } from "./helpers.js";
 import type { Condition } from "../../src/runtime/conditions.js";
 
 const REASON = /^[A-Za-z]([A-Za-z0-9_,:]*[A-Za-z0-9_])?$/;
@@ -39,4 +40,19 @@ export function assertStatusConventions(object: StatusLike): void {
   assert.ok(!(byType.has("Reconciling") && byType.has("Stalled")), "Reconciling and Stalled never together");
   if (byType.has("Stalled")) assert.equal(ready.status, "False", "Ready is False while Stalled");
   if ((status.observedGeneration ?? 0) < (object.metadata.generation ?? 0)) assert.notEqual(ready.status, "True", "Ready is not True for an old generation");
+}
+
+/**
+ * Waits until the object has observed its newest generation with Ready at the given status
+ * and reason, checking the status conventions on the way; returns the object as then read.
+ */
+export function waitForReady<T extends StatusLike>(read: () => Promise<T>, status: string, reason: string, timeoutMs = 30_000): Promise<T> {
+  return eventually(async () => {
+    const object = await read();
+    const ready = object.status?.conditions?.find((c) => c.type === "Ready");
+    assert.equal(object.status?.observedGeneration, object.metadata.generation, "observed the newest generation");
+    assert.deepEqual([ready?.status, ready?.reason], [status, reason], JSON.stringify(object.status?.conditions));
+    assertStatusConventions(object);
+    return object;
+  }, timeoutMs);
 }

@@ -8,7 +8,7 @@ import { serviceHandshakeKind, type ServiceHandshakeStatus } from "../../src/crd
 import { resourceOf, resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import { eventually, OperatorProcess } from "./helpers.js";
 import { argoHealth } from "./argo.js";
-import { assertStatusConventions } from "./kstatus.js";
+import { waitForReady } from "./kstatus.js";
 import { adminClient, env, kubectlOk, createSecret } from "./setup.js";
 
 const WEBHOOK_SECRET = "hook-secret-31415";
@@ -73,15 +73,7 @@ describe("ServiceHandshake (real operator, API server and git server)", function
   const get = (name: string): Promise<Shs> => kube.request<Shs>("GET", resourcePath(resourceOf(serviceHandshakeKind), ns, name));
   const ready = (shs: Shs): { status: string; reason: string; message: string } | undefined => shs.status?.conditions?.find((c) => c.type === "Ready");
 
-  async function waitFor(name: string, status: string, reason: string, timeoutMs = 30_000): Promise<Shs> {
-    return eventually(async () => {
-      const shs = await get(name);
-      assert.equal(shs.status?.observedGeneration, shs.metadata.generation);
-      assert.deepEqual([ready(shs)?.status, ready(shs)?.reason], [status, reason], JSON.stringify(shs.status?.conditions));
-      assertStatusConventions(shs);
-      return shs;
-    }, timeoutMs);
-  }
+  const waitFor = (name: string, status: string, reason: string, timeoutMs = 30_000): Promise<Shs> => waitForReady(() => get(name), status, reason, timeoutMs);
 
   it("is Ready when every service agrees, with the columns kubectl shows and kubectl wait", async () => {
     seedRepos("agree");

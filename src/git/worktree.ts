@@ -1,0 +1,76 @@
+// Repositories with a working tree, for people's folders: a clone checked out at an exact
+// commit (and verified), and "commit everything in this folder and push" (the old dataset
+// tool's publish). The operator's own clones stay bare (repo.ts).
+
+import fs from "node:fs";
+import git, { Errors } from "isomorphic-git";
+import { redact, safeUrl } from "../util/redact.js";
+import { assertHttpUrl, authHeaders, type GitCredentials } from "./auth.js";
+import { gitFs } from "./fs.js";
+import { createHttpClient } from "./http.js";
+import { GitError } from "./repo.js";
+
+/** Clones url into dir and checks out `commit` on `branch`; throws unless HEAD is then that commit. */
+export async function cloneAtCommit(options: { url: string; dir: string; branch?: string; commit: string; credentials?: GitCredentials }): Promise<string> {
+  const { url, dir, branch, commit, credentials } = options;
+  assertHttpUrl(url);
+  const http = createHttpClient(credentials?.caCert);
+  try {
+    await git.clone({ fs: gitFs, http, dir, url, ref: branch, singleBranch: true, noCheckout: true, headers: authHeaders(credentials) });
+    await git.checkout({ fs: gitFs, dir, ref: commit, force: true });
+  } catch (err) {
+    if (err instanceof Errors.NotFoundError)
+      throw new GitError("not-found", `${safeUrl(url)}: commit ${commit} is not on ${branch ?? "the default branch"}`, err);
+    throw new GitError("network", `failed to clone ${safeUrl(url)}: ${redact(err instanceof Error ? err.message : String(err))}`, err);
+  }
+  // Keep no credentials in the clone's config.
+  await git.setConfig({ fs: gitFs, dir, path: "remote.origin.url", value: safeUrl(url) });
+  const head = await git.resolveRef({ fs: gitFs, dir, ref: "HEAD" });
+  if (head !== commit) throw new GitError("invalid", `${dir}: HEAD is ${head}, not the advertised ${commit}`);
+  return head;
+}
+
+export interface PublishedFolder {
+  /** The commit now at the branch's tip (new, or the one already there). */
+  commit: string;
+  branch: string;
+  /** origin's URL without credentials. */
+  url: string;
+  committed: boolean;
+}
+
+/** Commits every change in the folder (added, modified, deleted) with `message`, and pushes the branch to origin. */
+export async function commitAllAndPush(options: {
+  dir: string;
+  message: string;
+  author: { name: string; email: string };
+  credentials?: GitCredentials;
+}): Promise<PublishedFolder> {
+  const { dir, message, author, credentials } = options;
+  if (!fs.existsSync(`${dir}/.git`)) throw new GitError("invalid", `${dir} is not a git working folder (no .git)`);
+  const url: unknown = await git.getConfig({ fs: gitFs, dir, path: "remote.origin.url" });
+  if (typeof url !== "string" || !url) throw new GitError("invalid", `${dir}: no remote named origin`);
+  assertHttpUrl(url);
+  const branch = (await git.currentBranch({ fs: gitFs, dir })) ?? "main";
+  let changed = 0;
+  for (const [filepath, head, workdir, stage] of await git.statusMatrix({ fs: gitFs, dir })) {
+    if (head === 1 && workdir === 1 && stage === 1) continue;
+    if (workdir === 0) await git.remove({ fs: gitFs, dir, filepath });
+    else await git.add({ fs: gitFs, dir, filepath });
+    changed += 1;
+  }
+  let commit: string;
+  if (changed > 0) {
+    const signature = { ...author, timestamp: Math.floor(Date.now() / 1000), timezoneOffset: 0 };
+    commit = await git.commit({ fs: gitFs, dir, message, author: signature, committer: signature });
+  } else {
+    commit = await git.resolveRef({ fs: gitFs, dir, ref: "HEAD" });
+  }
+  const result = await git
+    .push({ fs: gitFs, http: createHttpClient(credentials?.caCert), dir, url, ref: branch, remoteRef: branch, headers: authHeaders(credentials) })
+    .catch((err: unknown) => {
+      throw new GitError("network", `failed to push ${branch} to ${safeUrl(url)}: ${redact(err instanceof Error ? err.message : String(err))}`, err);
+    });
+  if (!result.ok) throw new GitError("rejected", `${safeUrl(url)}: push of ${branch} rejected: ${result.error ?? "the remote moved; pull first"}`);
+  return { commit, branch, url: safeUrl(url), committed: changed > 0 };
+}
