@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the servers the e2e environment runs (kube-apiserver, kube-controller-manager,
-# kubectl, etcd, versitygw, helm) from their Go modules, once per version, into a cache outside
+# kube-scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, versitygw, helm) from their Go modules, once per version, into a cache outside
 # the checkout, and prints one `name=path` line per binary.
 #
 # The wrapper modules under hack/tools/ pin the versions; their go.sum makes the build
@@ -20,6 +20,10 @@ tools=(
   "kube-apiserver|kube|k8s.io/kubernetes/cmd/kube-apiserver|k8s.io/kubernetes"
   "kube-controller-manager|kube|k8s.io/kubernetes/cmd/kube-controller-manager|k8s.io/kubernetes"
   "kubectl|kube|k8s.io/kubernetes/cmd/kubectl|k8s.io/kubernetes"
+  "kube-scheduler|kube|k8s.io/kubernetes/cmd/kube-scheduler|k8s.io/kubernetes"
+  "kubelet|kube|k8s.io/kubernetes/cmd/kubelet|k8s.io/kubernetes"
+  "kube-proxy|kube|k8s.io/kubernetes/cmd/kube-proxy|k8s.io/kubernetes"
+  "coredns|coredns|github.com/coredns/coredns|github.com/coredns/coredns"
   "helm|helm|helm.sh/helm/v3/cmd/helm|helm.sh/helm/v3"
 )
 
