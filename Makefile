@@ -35,6 +35,7 @@ test: build tools lint ## Everything: lint, unit and e2e tests against real serv
 	$(NPM) test
 
 demo: build tools ## Start the local environment and the operator with the samples applied
+	@bash hack/deps.sh
 	$(NPM) run demo
 
 bench: build tools ## Benchmarks against native git (prints ratios)

@@ -1,10 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages the tests use, when they are missing (these machines run as
-# root). Today: lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts' tests.
+# Installs the Debian packages the tests and the demo use, when they are missing (these
+# machines run as root): the node's container runtime (containerd, runc, the CNI plugins,
+# iptables, conntrack) and lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts.
 set -euo pipefail
 
 packages=()
 command -v lua5.1 >/dev/null 2>&1 || packages+=(lua5.1)
+command -v containerd >/dev/null 2>&1 || packages+=(containerd)
+[ -x /usr/sbin/runc ] || packages+=(runc)
+[ -x /usr/lib/cni/bridge ] || packages+=(containernetworking-plugins)
+command -v iptables >/dev/null 2>&1 || packages+=(iptables)
+command -v conntrack >/dev/null 2>&1 || packages+=(conntrack)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

@@ -3,11 +3,11 @@
 // etcd auth. The operator's user has a role that may read and write only under the prefix;
 // root administers. Stop and start keep the data, to test outages.
 
-import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Etcd3 } from "etcd3";
+import { serverCertificate } from "./certs.js";
 import { freePort, ManagedProcess } from "./processes.js";
 
 export interface EtcdUser {
@@ -45,7 +45,7 @@ export class DatasetEtcd {
   async start(): Promise<void> {
     const firstStart = !this.endpoint;
     if (firstStart) {
-      this.makeCertificates();
+      serverCertificate(this.certDir, "server", { ips: ["127.0.0.1"], dns: ["localhost"] });
       this.endpoint = `https://127.0.0.1:${this.port ?? (await freePort())}`;
     }
     const peer = await freePort();
@@ -94,32 +94,5 @@ export class DatasetEtcd {
     await client.user(this.operator.username).create(this.operator.password);
     await client.user(this.operator.username).addRole("gitsync-datasets");
     await client.auth.authEnable();
-  }
-
-  /** A CA and a server certificate for 127.0.0.1, valid for a day. */
-  private makeCertificates(): void {
-    mkdirSync(this.certDir, { recursive: true });
-    const at = (name: string): string => path.join(this.certDir, name);
-    const openssl = (args: string[]): void => void execFileSync("openssl", args, { stdio: "ignore" });
-    openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=gitsync-datasets-ca", "-keyout", at("ca.key"), "-out", at("ca.crt")]);
-    openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", at("server.key"), "-out", at("server.csr")]);
-    writeFileSync(at("server.ext"), "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n");
-    openssl([
-      "x509",
-      "-req",
-      "-in",
-      at("server.csr"),
-      "-CA",
-      at("ca.crt"),
-      "-CAkey",
-      at("ca.key"),
-      "-CAcreateserial",
-      "-days",
-      "1",
-      "-extfile",
-      at("server.ext"),
-      "-out",
-      at("server.crt"),
-    ]);
   }
 }

@@ -10,8 +10,11 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import os from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
+import { serverCertificate, type ServerCert } from "./certs.js";
 import { DatasetEtcd } from "./dataset-etcd.js";
+import { BridgeForward } from "./forward.js";
 import { GitServer } from "./git-server.js";
+import { BRIDGE_IP, Node, NODE_NAME, SERVICE_CIDR } from "./node.js";
 import { freePort, forgetOnExit, ManagedProcess, portOpen, removeOnExit, toolPaths } from "./processes.js";
 
 export interface Identity {
@@ -27,6 +30,12 @@ export interface EnvironmentOptions {
   users?: string[];
   /** Also start the second etcd, with TLS and auth, where DatasetAdverts are published. */
   datasets?: boolean;
+  /**
+   * Also run a real node (containerd, kubelet, kube-scheduler, kube-proxy, CoreDNS) with pods
+   * on a bridge of its own; the API server then listens on the bridge's address, where pods
+   * reach it too.
+   */
+  node?: boolean;
   /** Fixed ports for the git and S3 servers (the demo's samples name them); default free ones. */
   gitPort?: number;
   s3Port?: number;
@@ -43,6 +52,12 @@ export class Environment {
   readonly git: GitServer;
   /** The datasets etcd; only with options.datasets. */
   readonly datasets: DatasetEtcd | undefined;
+  /** The node; only with options.node. */
+  readonly node: Node | undefined;
+  /** Git and S3 served to pods on the bridge's address, with a node. */
+  private readonly forward = new BridgeForward();
+  /** The identities of the node's components (token users). */
+  private readonly system = new Map<string, Identity & { groups: string[] }>();
   etcdEndpoint = "";
   apiServerUrl = "";
   private readonly processes = new Map<string, ManagedProcess>();
@@ -61,19 +76,52 @@ export class Environment {
       options.datasets && this.tools.etcd
         ? new DatasetEtcd(path.join(this.dir, "etcd-datasets"), this.tools.etcd, this.logDir, options.datasetsPort)
         : undefined;
+    this.node = options.node ? this.nodeWithIdentities() : undefined;
+  }
+
+  private nodeWithIdentities(): Node {
+    for (const [name, user, groups] of [
+      ["kubelet", `system:node:${NODE_NAME}`, ["system:nodes"]],
+      ["proxy", "system:kube-proxy", []],
+      ["scheduler", "system:kube-scheduler", []],
+      ["coredns", "gitsync-env:coredns", []],
+    ] as const) {
+      this.system.set(name, { ...this.identity(user.replace(/:/g, "-")), user, groups: [...groups] });
+    }
+    const kubeconfig = (name: string): string => this.system.get(name)?.kubeconfig ?? "";
+    return new Node({
+      dir: this.dir,
+      logDir: this.logDir,
+      tools: this.tools,
+      caFile: path.join(this.dir, "apiserver-certs", "ca.crt"),
+      kubeconfigs: {
+        kubelet: kubeconfig("kubelet"),
+        proxy: kubeconfig("proxy"),
+        scheduler: kubeconfig("scheduler"),
+        coredns: kubeconfig("coredns"),
+        admin: this.admin.kubeconfig,
+      },
+    });
   }
 
   async start(): Promise<void> {
     const started = Date.now();
+    if (this.node) Node.createBridge();
     await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort), this.datasets?.start()]);
     await this.startApiServer();
     await this.startControllerManager();
+    if (this.node) {
+      await this.startNode(this.node);
+      for (const url of [this.git.baseUrl, this.s3.endpoint]) await this.forward.add(BRIDGE_IP, Number(new URL(url).port));
+    }
     this.say(
       `Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}`,
     );
   }
 
   async stop(): Promise<void> {
+    await this.forward.close();
+    await this.node?.stop();
     await Promise.all([...this.processes.values()].map((p) => p.stop()));
     await this.datasets?.stop();
     await this.git.stop();
@@ -91,25 +139,28 @@ export class Environment {
   /** Starts kube-apiserver again on the same port with the same certificates. */
   async startApiServer(): Promise<void> {
     const port = this.apiServerUrl ? Number(new URL(this.apiServerUrl).port) : await freePort();
-    this.apiServerUrl = `https://127.0.0.1:${port}`;
-    const certDir = path.join(this.dir, "apiserver-certs");
+    const address = this.node ? BRIDGE_IP : "127.0.0.1";
+    this.apiServerUrl = `https://${address}:${port}`;
+    const cert = this.apiServerCert();
     const proc = this.spawn("kube-apiserver", [
       `--etcd-servers=${this.etcdEndpoint}`,
-      "--bind-address=127.0.0.1",
-      "--advertise-address=127.0.0.1",
+      `--bind-address=${address}`,
+      `--advertise-address=${address}`,
       `--secure-port=${port}`,
-      `--cert-dir=${certDir}`,
+      `--tls-cert-file=${cert.cert}`,
+      `--tls-private-key-file=${cert.key}`,
       `--token-auth-file=${this.tokenFile()}`,
-      "--authorization-mode=RBAC",
+      ...(this.node
+        ? ["--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--endpoint-reconciler-type=lease"]
+        : ["--authorization-mode=RBAC", "--endpoint-reconciler-type=none"]),
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       `--service-account-key-file=${this.serviceAccountKey().publicKey}`,
       `--service-account-signing-key-file=${this.serviceAccountKey().privateKey}`,
-      "--service-cluster-ip-range=10.96.0.0/24",
-      "--endpoint-reconciler-type=none",
+      `--service-cluster-ip-range=${SERVICE_CIDR}`,
       "--enable-priority-and-fairness=false",
       "--profiling=false",
     ]);
-    await proc.waitUntil(async () => existsSync(path.join(certDir, "apiserver.crt")) && (await this.kubectl(["get", "--raw", "/readyz"])).code === 0, 60_000);
+    await proc.waitUntil(async () => (await this.kubectl(["get", "--raw", "/readyz"])).code === 0, 60_000);
   }
 
   /** Runs kubectl as the admin (or another identity); never throws, returns code and output. */
@@ -205,8 +256,9 @@ export class Environment {
       `--cert-dir=${path.join(this.dir, "kcm-certs")}`,
       "--leader-elect=false",
       `--service-account-private-key-file=${this.serviceAccountKey().privateKey}`,
-      `--root-ca-file=${path.join(this.dir, "apiserver-certs", "apiserver.crt")}`,
-      "--controllers=*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-route,-service,-persistentvolume-binder,-attachdetach,-persistentvolume-expander",
+      `--root-ca-file=${path.join(this.dir, "apiserver-certs", "ca.crt")}`,
+      // The node registers with the not-ready taint: with a node, nodelifecycle lifts it.
+      `--controllers=*,-nodeipam,${this.node ? "" : "-nodelifecycle,"}-cloud-node-lifecycle,-route,-service,-persistentvolume-binder,-attachdetach,-persistentvolume-expander`,
       "--profiling=false",
     ]);
     // It serves HTTPS with a certificate of its own: an open port means it is up.
@@ -232,13 +284,15 @@ export class Environment {
     const file = path.join(this.dir, "tokens.csv");
     const rows = [`${this.admin.token},${this.admin.user},uid-admin,"system:masters"`];
     for (const id of this.users.values()) rows.push(`${id.token},${id.user},uid-${id.user},"system:authenticated"`);
+    for (const id of this.system.values())
+      rows.push(`${id.token},${id.user},uid-${id.user.replace(/:/g, "-")},"${["system:authenticated", ...id.groups].join(",")}"`);
     writeFileSync(file, `${rows.join("\n")}\n`);
-    for (const id of [this.admin, ...this.users.values()]) writeFileSync(id.kubeconfig, this.kubeconfigFor(id));
+    for (const id of [this.admin, ...this.users.values(), ...this.system.values()]) writeFileSync(id.kubeconfig, this.kubeconfigFor(id));
     return file;
   }
 
   private kubeconfigFor(id: Identity): string {
-    const ca = path.join(this.dir, "apiserver-certs", "apiserver.crt");
+    const ca = path.join(this.dir, "apiserver-certs", "ca.crt");
     return [
       "apiVersion: v1",
       "kind: Config",
@@ -262,6 +316,41 @@ export class Environment {
     ].join("\n");
   }
 
+  /** The API server's serving certificate, for the names host clients and pods use. Made once. */
+  private apiServerCert(): ServerCert {
+    const dir = path.join(this.dir, "apiserver-certs");
+    const made = { ca: path.join(dir, "ca.crt"), cert: path.join(dir, "apiserver.crt"), key: path.join(dir, "apiserver.key") };
+    if (existsSync(made.cert)) return made;
+    return serverCertificate(dir, "apiserver", {
+      ips: ["127.0.0.1", BRIDGE_IP, "10.96.0.1"],
+      dns: ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"],
+    });
+  }
+
+  /** CoreDNS's permissions, then the node; ready when the node is Ready. */
+  private async startNode(node: Node): Promise<void> {
+    const coredns = this.system.get("coredns")?.user ?? "";
+    const role = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "gitsync-env:coredns" },
+      rules: [
+        { apiGroups: [""], resources: ["endpoints", "services", "pods", "namespaces"], verbs: ["list", "watch"] },
+        { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] },
+      ],
+    };
+    const binding = {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "gitsync-env:coredns" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "gitsync-env:coredns" },
+      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: coredns }],
+    };
+    await this.kubectlOk(["apply", "--server-side", "-f", "-"], `${stringify(role)}\n---\n${stringify(binding)}`);
+    await node.start();
+    await this.kubectlOk(["wait", "--for=condition=Ready", `node/${NODE_NAME}`, "--timeout=120s"]);
+  }
+
   private serviceAccountKey(): { privateKey: string; publicKey: string } {
     const privateKey = path.join(this.dir, "sa.key");
     const publicKey = path.join(this.dir, "sa.pub");
@@ -277,8 +366,14 @@ export class Environment {
     (this.options.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
   }
 
-  /** The CA bundle of the API server's self-signed certificate. */
+  /** A URL of this environment's git or S3 server as pods reach it (the bridge's address). */
+  podUrl(url: string): string {
+    if (!this.node) throw new Error("the environment runs no node");
+    return url.replace("//127.0.0.1:", `//${BRIDGE_IP}:`);
+  }
+
+  /** The CA that signed the API server's certificate (PEM). */
   caCert(): string {
-    return readFileSync(path.join(this.dir, "apiserver-certs", "apiserver.crt"), "utf8");
+    return readFileSync(path.join(this.dir, "apiserver-certs", "ca.crt"), "utf8");
   }
 }

@@ -8,12 +8,20 @@ import path from "node:path";
 
 const live = new Set<ChildProcess>();
 const folders = new Set<string>();
+const cleanups = new Set<() => void>();
 let exitHookInstalled = false;
 
 /** Removes the folder when the process exits, whichever way (Ctrl-C included). */
 export function removeOnExit(folder: string): void {
   installExitHook();
   folders.add(folder);
+}
+
+/** Runs a synchronous cleanup at exit, after every child is killed (what a node leaves behind). */
+export function cleanupOnExit(cleanup: () => void): () => void {
+  installExitHook();
+  cleanups.add(cleanup);
+  return () => cleanups.delete(cleanup);
 }
 
 /** The folder is gone already: nothing to remove at exit. */
@@ -27,6 +35,7 @@ function installExitHook(): void {
   // 'exit' handlers must be synchronous: a plain kill of every child still alive.
   process.on("exit", () => {
     for (const child of live) child.kill("SIGKILL");
+    for (const cleanup of cleanups) cleanup();
     for (const folder of folders) rmSync(folder, { recursive: true, force: true });
   });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -59,9 +68,9 @@ export async function freePort(): Promise<number> {
 }
 
 /** True when something accepts TCP connections on 127.0.0.1:port. */
-export function portOpen(port: number): Promise<boolean> {
+export function portOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = net.connect(port, "127.0.0.1");
+    const socket = net.connect(port, host);
     socket.once("connect", () => (socket.destroy(), resolve(true)));
     socket.once("error", () => resolve(false));
   });

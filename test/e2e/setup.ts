@@ -60,7 +60,7 @@ async function grantOperator(): Promise<void> {
 export const mochaHooks = {
   async beforeAll(this: Context): Promise<void> {
     this.timeout(15 * 60_000);
-    current = new Environment({ users: [OPERATOR_USER], datasets: true });
+    current = new Environment({ users: [OPERATOR_USER], datasets: true, node: true });
     await current.start();
     await current.installCrds([crdManifest(probeKind)]);
     await grantOperator();

@@ -1,0 +1,162 @@
+// Container images without Docker or a registry: a folder becomes one layer of an OCI image
+// layout, written as a tar archive that `ctr images import` takes. Go programs are built
+// static from hack/images/<name>; nothing is downloaded.
+
+import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { create as createTar } from "tar";
+
+export interface ImageSpec {
+  /** The full reference pods use, e.g. gitsync.local/testapp:dev (pulled never). */
+  name: string;
+  /** The folder whose content is the image's file system. */
+  root: string;
+  entrypoint: string[];
+  cmd?: string[];
+  env?: string[];
+  workingDir?: string;
+  user?: string;
+}
+
+const ROOT = path.resolve(import.meta.dirname, "../../..");
+const HACK = path.join(ROOT, "hack");
+export const OPERATOR_IMAGE = "gitsync.local/gitsync-operator:dev";
+/** The non-root user the operator runs as (the chart sets runAsNonRoot). */
+const OPERATOR_UID = 65532;
+
+/** Builds hack/images/<program> as a static linux/amd64 binary into `out`. */
+export function buildGoProgram(program: string, out: string): void {
+  execFileSync("go", ["build", "-trimpath", "-ldflags=-s -w", "-o", out, "."], {
+    cwd: path.join(HACK, "images", program),
+    env: { ...process.env, CGO_ENABLED: "0", GOOS: "linux", GOARCH: "amd64", GOTOOLCHAIN: "local", GOFLAGS: "-buildvcs=false" },
+    stdio: ["ignore", "ignore", "inherit"],
+  });
+}
+
+/** An image holding one static Go program from hack/images, run as its entrypoint. */
+export async function goProgramImage(program: string, name: string, archive: string): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), `gitsync-image-${program}-`));
+  try {
+    buildGoProgram(program, path.join(root, program));
+    mkdirSync(path.join(root, "tmp"), { mode: 0o1777 });
+    await writeOciArchive({ name, root, entrypoint: [`/${program}`] }, archive);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/**
+ * The operator's image: the Node.js 24 binary this process runs on (the `node` package) with
+ * the shared libraries it links, dist/, and the production node_modules.
+ */
+export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), "gitsync-image-operator-"));
+  try {
+    copyWithLibraries(process.execPath, path.join(root, "usr/local/bin/node"), root);
+    const app = path.join(root, "app");
+    mkdirSync(app, { recursive: true });
+    for (const file of ["package.json", "package-lock.json"]) copyFileSync(path.join(ROOT, file), path.join(app, file));
+    cpSync(path.join(ROOT, "dist/src"), path.join(app, "dist/src"), { recursive: true });
+    execFileSync("npm", ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], {
+      cwd: app,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
+    rmSync(path.join(app, "package-lock.json"));
+    mkdirSync(path.join(root, "etc"));
+    writeFileSync(path.join(root, "etc/passwd"), `root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${OPERATOR_UID}:${OPERATOR_UID}::/work:/sbin/nologin\n`);
+    writeFileSync(path.join(root, "etc/group"), `root:x:0:\nnonroot:x:${OPERATOR_UID}:\n`);
+    for (const dir of ["tmp", "work"]) mkdirSync(path.join(root, dir), { mode: 0o1777 });
+    await writeOciArchive(
+      {
+        name,
+        root,
+        entrypoint: ["/usr/local/bin/node", "/app/dist/src/main.js"],
+        env: ["NODE_ENV=production"],
+        workingDir: "/app",
+        user: `${OPERATOR_UID}:${OPERATOR_UID}`,
+      },
+      archive,
+    );
+  } finally {
+    rmSync(root, { recursive: true, force: true });
+  }
+}
+
+/** Copies a dynamically linked binary and every library ldd names to the same paths under root. */
+function copyWithLibraries(binary: string, target: string, root: string): void {
+  mkdirSync(path.dirname(target), { recursive: true });
+  copyFileSync(binary, target);
+  const libraries = execFileSync("ldd", [binary], { encoding: "utf8" })
+    .split("\n")
+    .flatMap((line) => /(?:=>\s*)?(\/\S+)\s+\(0x/.exec(line)?.[1] ?? []);
+  for (const library of libraries) {
+    const into = path.join(root, library);
+    mkdirSync(path.dirname(into), { recursive: true });
+    copyFileSync(library, into);
+  }
+}
+
+/** Writes the OCI image layout of `spec` as a tar archive at `archive`. */
+export async function writeOciArchive(spec: ImageSpec, archive: string): Promise<void> {
+  const layout = mkdtempSync(path.join(os.tmpdir(), "gitsync-oci-"));
+  try {
+    const blobs = path.join(layout, "blobs", "sha256");
+    mkdirSync(blobs, { recursive: true });
+    const blob = (data: Buffer): { digest: string; size: number } => {
+      const hex = createHash("sha256").update(data).digest("hex");
+      writeFileSync(path.join(blobs, hex), data);
+      return { digest: `sha256:${hex}`, size: data.length };
+    };
+    const layerFile = path.join(layout, "layer.tar");
+    await createTar({ file: layerFile, cwd: spec.root, portable: true, noMtime: true }, readdirSync(spec.root).sort());
+    const layer = blob(readFileSync(layerFile));
+    rmSync(layerFile);
+    const config = blob(Buffer.from(JSON.stringify(imageConfig(spec, layer.digest))));
+    const manifest = blob(
+      Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          config: { mediaType: "application/vnd.oci.image.config.v1+json", ...config },
+          layers: [{ mediaType: "application/vnd.oci.image.layer.v1.tar", ...layer }],
+        }),
+      ),
+    );
+    const tag = spec.name.split(":").at(-1) ?? "latest";
+    const index = {
+      schemaVersion: 2,
+      manifests: [
+        {
+          mediaType: "application/vnd.oci.image.manifest.v1+json",
+          ...manifest,
+          annotations: { "io.containerd.image.name": spec.name, "org.opencontainers.image.ref.name": tag },
+        },
+      ],
+    };
+    writeFileSync(path.join(layout, "index.json"), JSON.stringify(index));
+    writeFileSync(path.join(layout, "oci-layout"), JSON.stringify({ imageLayoutVersion: "1.0.0" }));
+    await createTar({ file: archive, cwd: layout, portable: true }, ["oci-layout", "index.json", "blobs"]);
+  } finally {
+    rmSync(layout, { recursive: true, force: true });
+  }
+}
+
+function imageConfig(spec: ImageSpec, diffId: string): object {
+  // An uncompressed layer's diff id is its own digest.
+  return {
+    architecture: "amd64",
+    os: "linux",
+    config: {
+      Entrypoint: spec.entrypoint,
+      Cmd: spec.cmd,
+      Env: ["PATH=/usr/local/bin:/usr/bin:/bin", ...(spec.env ?? [])],
+      WorkingDir: spec.workingDir ?? "/",
+      User: spec.user,
+    },
+    rootfs: { type: "layers", diff_ids: [diffId] },
+    history: [{ created_by: "hack/env/images.ts" }],
+  };
+}
