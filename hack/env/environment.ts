@@ -14,7 +14,7 @@ import { serverCertificate, type ServerCert } from "./certs.js";
 import { DatasetEtcd } from "./dataset-etcd.js";
 import { BridgeForward } from "./forward.js";
 import { GitServer } from "./git-server.js";
-import { BRIDGE_IP, Node, NODE_NAME, SERVICE_CIDR } from "./node.js";
+import { BRIDGE_IP, coreDnsManifests, Node, NODE_NAME, SERVICE_CIDR } from "./node.js";
 import { freePort, forgetOnExit, ManagedProcess, portOpen, removeOnExit, toolPaths } from "./processes.js";
 
 export interface Identity {
@@ -84,7 +84,6 @@ export class Environment {
       ["kubelet", `system:node:${NODE_NAME}`, ["system:nodes"]],
       ["proxy", "system:kube-proxy", []],
       ["scheduler", "system:kube-scheduler", []],
-      ["coredns", "gitsync-env:coredns", []],
     ] as const) {
       this.system.set(name, { ...this.identity(user.replace(/:/g, "-")), user, groups: [...groups] });
     }
@@ -98,7 +97,6 @@ export class Environment {
         kubelet: kubeconfig("kubelet"),
         proxy: kubeconfig("proxy"),
         scheduler: kubeconfig("scheduler"),
-        coredns: kubeconfig("coredns"),
         admin: this.admin.kubeconfig,
       },
     });
@@ -151,7 +149,12 @@ export class Environment {
       `--tls-private-key-file=${cert.key}`,
       `--token-auth-file=${this.tokenFile()}`,
       ...(this.node
-        ? ["--authorization-mode=Node,RBAC", "--enable-admission-plugins=NodeRestriction", "--endpoint-reconciler-type=lease"]
+        ? [
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            "--endpoint-reconciler-type=lease",
+            "--kubelet-preferred-address-types=InternalIP",
+          ]
         : ["--authorization-mode=RBAC", "--endpoint-reconciler-type=none"]),
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
       `--service-account-key-file=${this.serviceAccountKey().publicKey}`,
@@ -327,28 +330,15 @@ export class Environment {
     });
   }
 
-  /** CoreDNS's permissions, then the node; ready when the node is Ready. */
+  /** The node, then CoreDNS on it; ready when the node is Ready and cluster DNS serves. */
   private async startNode(node: Node): Promise<void> {
-    const coredns = this.system.get("coredns")?.user ?? "";
-    const role = {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRole",
-      metadata: { name: "gitsync-env:coredns" },
-      rules: [
-        { apiGroups: [""], resources: ["endpoints", "services", "pods", "namespaces"], verbs: ["list", "watch"] },
-        { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] },
-      ],
-    };
-    const binding = {
-      apiVersion: "rbac.authorization.k8s.io/v1",
-      kind: "ClusterRoleBinding",
-      metadata: { name: "gitsync-env:coredns" },
-      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "gitsync-env:coredns" },
-      subjects: [{ apiGroup: "rbac.authorization.k8s.io", kind: "User", name: coredns }],
-    };
-    await this.kubectlOk(["apply", "--server-side", "-f", "-"], `${stringify(role)}\n---\n${stringify(binding)}`);
     await node.start();
     await this.kubectlOk(["wait", "--for=condition=Ready", `node/${NODE_NAME}`, "--timeout=120s"]);
+    const manifests = coreDnsManifests()
+      .map((m) => stringify(m))
+      .join("---\n");
+    await this.kubectlOk(["apply", "--server-side", "--field-manager=gitsync-env", "-f", "-"], manifests);
+    await this.kubectlOk(["rollout", "status", "-n", "kube-system", "deployment/coredns", "--timeout=120s"]);
   }
 
   private serviceAccountKey(): { privateKey: string; publicKey: string } {

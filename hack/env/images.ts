@@ -4,7 +4,7 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { create as createTar } from "tar";
@@ -96,6 +96,20 @@ function copyWithLibraries(binary: string, target: string, root: string): void {
     const into = path.join(root, library);
     mkdirSync(path.dirname(into), { recursive: true });
     copyFileSync(library, into);
+  }
+}
+
+/** An image holding one static binary (e.g. CoreDNS from the tool cache) as its entrypoint. */
+export async function binaryImage(binary: string, name: string, archive: string): Promise<void> {
+  const root = mkdtempSync(path.join(os.tmpdir(), "gitsync-image-binary-"));
+  try {
+    const program = path.basename(name.split(":")[0] ?? "program");
+    copyFileSync(binary, path.join(root, program));
+    chmodSync(path.join(root, program), 0o755);
+    mkdirSync(path.join(root, "tmp"), { mode: 0o1777 });
+    await writeOciArchive({ name, root, entrypoint: [`/${program}`] }, archive);
+  } finally {
+    rmSync(root, { recursive: true, force: true });
   }
 }
 

@@ -1,6 +1,6 @@
 // A real node for the local environment: containerd (Debian's, with runc behind a wrapper),
-// the kubelet, kube-proxy (iptables) and CoreDNS on this machine, pods on a bridge of their
-// own. Everything it creates lives under its folder or is undone by stop(): containers,
+// the kubelet, kube-scheduler and kube-proxy (iptables) on this machine, pods on a bridge of
+// their own, and CoreDNS as a pod behind the kube-dns Service (coreDnsManifests). Everything it creates lives under its folder or is undone by stop(): containers,
 // mounts, network namespaces, the bridge and the iptables rules.
 //
 // Two facts of these machines are handled here: a negative oom_score_adj is refused (the
@@ -10,7 +10,7 @@ import { execFileSync, spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { stringify } from "yaml";
-import { goProgramImage } from "./images.js";
+import { binaryImage, goProgramImage } from "./images.js";
 import { cleanupOnExit, freePort, ManagedProcess, portOpen } from "./processes.js";
 
 export const BRIDGE = "gitsync0";
@@ -20,13 +20,16 @@ export const SERVICE_CIDR = "10.96.0.0/24";
 export const NODE_NAME = "gitsync-node";
 export const PAUSE_IMAGE = "gitsync.local/pause:1";
 export const TESTAPP_IMAGE = "gitsync.local/testapp:dev";
+export const COREDNS_IMAGE = "gitsync.local/coredns:dev";
+/** The cluster DNS Service's address, as kubeadm clusters have it. */
+export const CLUSTER_DNS = "10.96.0.10";
 
 export interface NodeSettings {
   dir: string;
   logDir: string;
   tools: Record<string, string>;
   /** Kubeconfigs of the node's identities, written by the environment. */
-  kubeconfigs: { kubelet: string; proxy: string; scheduler: string; coredns: string; admin: string };
+  kubeconfigs: { kubelet: string; proxy: string; scheduler: string; admin: string };
   /** The API server's CA, for the kubelet's client config. */
   caFile: string;
 }
@@ -79,7 +82,7 @@ export class Node {
     this.forgetCleanup = cleanupOnExit(() => this.undo());
     await this.startContainerd();
     await this.importImages();
-    await Promise.all([this.startKubelet(), this.startScheduler(), this.startProxy(), this.startCoreDns()]);
+    await Promise.all([this.startKubelet(), this.startScheduler(), this.startProxy()]);
   }
 
   async stop(): Promise<void> {
@@ -138,6 +141,9 @@ export class Node {
       await goProgramImage(program, name, archive);
       this.importImage(archive);
     }
+    const coredns = path.join(images, "coredns.tar");
+    await binaryImage(this.tool("coredns"), COREDNS_IMAGE, coredns);
+    this.importImage(coredns);
   }
 
   private async startKubelet(): Promise<void> {
@@ -197,28 +203,6 @@ export class Node {
     );
     const proc = this.spawn("kube-proxy", this.tool("kube-proxy"), [`--config=${config}`]);
     await proc.waitUntil(async () => (await fetch(`http://127.0.0.1:${healthz}/healthz`)).status > 0, 60_000);
-  }
-
-  private async startCoreDns(): Promise<void> {
-    const corefile = path.join(this.root, "Corefile");
-    writeFileSync(
-      corefile,
-      [
-        ".:53 {",
-        `  bind ${BRIDGE_IP}`,
-        "  errors",
-        "  kubernetes cluster.local in-addr.arpa ip6.arpa {",
-        `    kubeconfig ${this.settings.kubeconfigs.coredns}`,
-        "    pods insecure",
-        "    fallthrough in-addr.arpa ip6.arpa",
-        "  }",
-        "  cache 5",
-        "}",
-        "",
-      ].join("\n"),
-    );
-    const proc = this.spawn("coredns", this.tool("coredns"), ["-conf", corefile]);
-    await proc.waitUntil(() => portOpen(53, BRIDGE_IP), 30_000);
   }
 
   private tool(name: string): string {
@@ -323,7 +307,7 @@ function kubeletConfig(options: { socket: string; resolv: string; port: number; 
     enforceNodeAllocatable: [],
     failSwapOn: false,
     oomScoreAdj: 0,
-    clusterDNS: [BRIDGE_IP],
+    clusterDNS: [CLUSTER_DNS],
     clusterDomain: "cluster.local",
     resolvConf: options.resolv,
     podLogsDir: options.podLogs,
@@ -358,4 +342,82 @@ function removeChains(table: string, pattern: RegExp): void {
   }
   for (const chain of chains) run("iptables", ["-t", table, "-F", chain]);
   for (const chain of chains) run("iptables", ["-t", table, "-X", chain]);
+}
+
+/** CoreDNS as clusters run it: a Deployment in kube-system behind the kube-dns Service at CLUSTER_DNS. */
+export function coreDnsManifests(): object[] {
+  const labels = { "k8s-app": "kube-dns" };
+  const corefile = [
+    ".:53 {",
+    "  errors",
+    "  health :8080",
+    "  ready :8181",
+    "  kubernetes cluster.local in-addr.arpa ip6.arpa {",
+    "    pods insecure",
+    "    fallthrough in-addr.arpa ip6.arpa",
+    "  }",
+    "  cache 5",
+    "}",
+    "",
+  ].join("\n");
+  const rbac = [
+    { apiVersion: "v1", kind: "ServiceAccount", metadata: { name: "coredns", namespace: "kube-system" } },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRole",
+      metadata: { name: "system:coredns" },
+      rules: [
+        { apiGroups: [""], resources: ["endpoints", "services", "pods", "namespaces"], verbs: ["list", "watch"] },
+        { apiGroups: ["discovery.k8s.io"], resources: ["endpointslices"], verbs: ["list", "watch"] },
+      ],
+    },
+    {
+      apiVersion: "rbac.authorization.k8s.io/v1",
+      kind: "ClusterRoleBinding",
+      metadata: { name: "system:coredns" },
+      roleRef: { apiGroup: "rbac.authorization.k8s.io", kind: "ClusterRole", name: "system:coredns" },
+      subjects: [{ kind: "ServiceAccount", name: "coredns", namespace: "kube-system" }],
+    },
+  ];
+  const container = {
+    name: "coredns",
+    image: COREDNS_IMAGE,
+    imagePullPolicy: "Never",
+    args: ["-conf", "/etc/coredns/Corefile"],
+    ports: [
+      { name: "dns", containerPort: 53, protocol: "UDP" },
+      { name: "dns-tcp", containerPort: 53, protocol: "TCP" },
+    ],
+    readinessProbe: { httpGet: { path: "/ready", port: 8181 }, periodSeconds: 1 },
+    livenessProbe: { httpGet: { path: "/health", port: 8080 } },
+    volumeMounts: [{ name: "config", mountPath: "/etc/coredns" }],
+  };
+  const deployment = {
+    apiVersion: "apps/v1",
+    kind: "Deployment",
+    metadata: { name: "coredns", namespace: "kube-system", labels },
+    spec: {
+      replicas: 1,
+      selector: { matchLabels: labels },
+      template: {
+        metadata: { labels },
+        spec: { serviceAccountName: "coredns", dnsPolicy: "Default", containers: [container], volumes: [{ name: "config", configMap: { name: "coredns" } }] },
+      },
+    },
+  };
+  const ports = [
+    { name: "dns", port: 53, protocol: "UDP", targetPort: 53 },
+    { name: "dns-tcp", port: 53, protocol: "TCP", targetPort: 53 },
+  ];
+  return [
+    ...rbac,
+    { apiVersion: "v1", kind: "ConfigMap", metadata: { name: "coredns", namespace: "kube-system" }, data: { Corefile: corefile } },
+    deployment,
+    {
+      apiVersion: "v1",
+      kind: "Service",
+      metadata: { name: "kube-dns", namespace: "kube-system", labels },
+      spec: { selector: labels, clusterIP: CLUSTER_DNS, ports },
+    },
+  ];
 }

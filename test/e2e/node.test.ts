@@ -110,4 +110,12 @@ describe("the environment's node (kubelet, containerd, kube-proxy, CoreDNS)", fu
     ]);
     assert.equal(endpoints.trim(), new URL(env().apiServerUrl).hostname);
   });
+
+  it("runs CoreDNS as a pod behind the kube-dns Service, the kubelet's cluster DNS", async () => {
+    const pods = await kubectlOk(["get", "pods", "-n", "kube-system", "-l", "k8s-app=kube-dns", "-o", "jsonpath={.items[*].status.phase}"]);
+    assert.equal(pods.trim(), "Running");
+    const resolv = await fromPod(clientIp, "/file?path=/etc/resolv.conf");
+    assert.match(resolv.body, /^nameserver 10\.96\.0\.10$/m);
+    assert.match(resolv.body, new RegExp(`^search ${ns}\\.svc\\.cluster\\.local svc\\.cluster\\.local cluster\\.local`, "m"));
+  });
 });
