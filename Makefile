@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM := npm --loglevel=error
 
-.PHONY: help deps tools build crds lint unit test demo bench clean
+.PHONY: help deps tools build crds lint unit test demo image bench clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -34,9 +34,12 @@ test: build tools lint ## Everything: lint, unit and e2e tests against real serv
 	@bash hack/deps.sh
 	$(NPM) test
 
-demo: build tools ## Start the local environment and the operator with the samples applied
+demo: build tools ## A real local cluster with the operator installed by its chart (OUT_OF_CLUSTER=1: in this terminal)
 	@bash hack/deps.sh
-	$(NPM) run demo
+	OUT_OF_CLUSTER=$(OUT_OF_CLUSTER) $(NPM) run demo
+
+image: build ## The operator's image as an OCI archive, without Docker (gitsync-operator.oci.tar)
+	$(NPM) run image
 
 bench: build tools ## Benchmarks against native git (prints ratios)
 	$(NPM) run bench:git

@@ -1,12 +1,16 @@
-// `make demo`: the local environment, the CRDs and samples applied, and the operator in
-// the foreground. Ctrl-C stops the operator and every server the environment started.
+// `make demo`: the local environment with a real node, the CRDs and samples applied, and the
+// operator installed in the cluster by its Helm chart from an image built here. With
+// OUT_OF_CLUSTER=1 (make demo OUT_OF_CLUSTER=1) the operator runs in the foreground instead,
+// for debugging. Ctrl-C stops the operator and every server the environment started.
 
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import path from "node:path";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import { runOperator } from "../src/cli/operator.js";
 import { controllers } from "../src/controllers/index.js";
 import { Environment } from "./env/environment.js";
+import { OPERATOR_IMAGE, operatorImage } from "./env/images.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const env = new Environment({
@@ -14,7 +18,9 @@ const env = new Environment({
   s3Port: Number(process.env.GITSYNC_DEMO_S3_PORT ?? 19000),
   datasetsPort: Number(process.env.GITSYNC_DEMO_ETCD_PORT ?? 12379),
   datasets: true,
+  node: true,
 });
+const inCluster = !/^(1|true|yes)$/i.test(process.env.OUT_OF_CLUSTER ?? "");
 await env.start();
 seedServiceRepos(env);
 env.git.createRepo("weather-dataset", {
@@ -39,6 +45,8 @@ if (datasets) {
   ]);
 }
 
+if (inCluster) await installOperator(env);
+
 const samples = path.join(ROOT, "deploy/samples");
 const files = existsSync(samples) ? readdirSync(samples).filter((f) => f.endsWith(".yaml")) : [];
 for (const file of files) await env.kubectlOk(["apply", "-f", path.join(samples, file)]);
@@ -56,6 +64,7 @@ gitsync demo is running. In another terminal:
   export KUBECONFIG=${env.admin.kubeconfig}
   export PATH=${kubectlDir}:$PATH
   kubectl get gitsync -A
+  kubectl get pods -A          # the operator (${inCluster ? "in-cluster, two replicas" : "out of cluster, in this terminal"}), CoreDNS
   kubectl wait --for=condition=Ready shs/shop cbs/backups dsa/weather
   npx gitsync dataset ls weather   # with ETCD_ENDPOINTS=${datasets?.endpoint} ETCD_CACERT=${datasets?.caFile}
                                    # ETCD_USERNAME=${datasets?.operator.username} ETCD_PASSWORD=<from the etcd-demo Secret>
@@ -70,12 +79,45 @@ Press Ctrl-C to stop everything.
 
 `);
 
-const code = await runOperator(
-  [`--kubeconfig=${env.admin.kubeconfig}`, "--http-address=127.0.0.1:8080", "--leader-elect", "--leader-election-namespace=gitsync-system", "--identity=demo"],
-  controllers,
-);
+const code = inCluster
+  ? await untilInterrupted()
+  : await runOperator(
+      [
+        `--kubeconfig=${env.admin.kubeconfig}`,
+        "--http-address=127.0.0.1:8080",
+        "--leader-elect",
+        "--leader-election-namespace=gitsync-system",
+        "--identity=demo",
+      ],
+      controllers,
+    );
 await env.stop();
 process.exit(code);
+
+/** The operator's image, imported into the node, installed by the chart with two replicas. */
+async function installOperator(environment: Environment): Promise<void> {
+  const node = environment.node;
+  const helm = environment.tools.helm;
+  if (!node || !helm) throw new Error("the in-cluster demo needs the node and helm");
+  const archive = path.join(environment.dir, "operator-image.tar");
+  await operatorImage(archive);
+  node.importImage(archive);
+  const [repository, tag] = OPERATOR_IMAGE.split(":") as [string, string];
+  const chart = path.join(ROOT, "deploy/helm/gitsync-operator");
+  const values = `image.repository=${repository},image.tag=${tag},image.pullPolicy=Never`;
+  execFileSync(
+    helm,
+    ["--kubeconfig", environment.admin.kubeconfig, "install", "gitsync", chart, "-n", "gitsync-system", "--set", values, "--wait", "--timeout=180s"],
+    { stdio: "inherit" },
+  );
+}
+
+/** Waits for Ctrl-C or SIGTERM while the in-cluster operator runs; 0 then. */
+function untilInterrupted(): Promise<number> {
+  return new Promise((resolve) => {
+    for (const signal of ["SIGINT", "SIGTERM"] as const) process.once(signal, () => resolve(0));
+  });
+}
 
 /** The bucket and repo deploy/samples/clusterbackupsync.yaml names: two clusters' backups. */
 async function seedBackups(environment: Environment): Promise<void> {

@@ -8,6 +8,7 @@ import { readFileSync } from "node:fs";
 import path from "node:path";
 import { Etcd3 } from "etcd3";
 import { serverCertificate } from "./certs.js";
+import { BRIDGE_IP } from "./node.js";
 import { freePort, ManagedProcess } from "./processes.js";
 
 export interface EtcdUser {
@@ -45,7 +46,8 @@ export class DatasetEtcd {
   async start(): Promise<void> {
     const firstStart = !this.endpoint;
     if (firstStart) {
-      serverCertificate(this.certDir, "server", { ips: ["127.0.0.1"], dns: ["localhost"] });
+      // The bridge's address too: with a node, pods reach this etcd through a forward there.
+      serverCertificate(this.certDir, "server", { ips: ["127.0.0.1", BRIDGE_IP], dns: ["localhost"] });
       this.endpoint = `https://127.0.0.1:${this.port ?? (await freePort())}`;
     }
     const peer = await freePort();

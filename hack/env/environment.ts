@@ -110,7 +110,8 @@ export class Environment {
     await this.startControllerManager();
     if (this.node) {
       await this.startNode(this.node);
-      for (const url of [this.git.baseUrl, this.s3.endpoint]) await this.forward.add(BRIDGE_IP, Number(new URL(url).port));
+      const served = [this.git.baseUrl, this.s3.endpoint, ...(this.datasets ? [this.datasets.endpoint] : [])];
+      for (const url of served) await this.forward.add(BRIDGE_IP, Number(new URL(url).port));
     }
     this.say(
       `Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}`,

@@ -226,8 +226,27 @@ export class Node {
     for (const id of tasks) run("ctr", ["--address", this.socket, "--namespace", "k8s.io", "tasks", "delete", "--force", id]);
   }
 
+  /** The shims of this node's containerd and every process below them (the containers), children first. */
   private killShims(): void {
-    run("pkill", ["-KILL", "-f", `containerd-shim.*${this.socket}`]);
+    const shims = run("pgrep", ["-f", `containerd-shim.*${this.socket}`])
+      .stdout.split("\n")
+      .filter(Boolean)
+      .map(Number);
+    const children = new Map<number, number[]>();
+    for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+      const stat = procStat(entry);
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    }
+    const kill = (pid: number): void => {
+      for (const child of children.get(pid) ?? []) kill(child);
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // Already gone.
+      }
+    };
+    for (const shim of shims) kill(shim);
   }
 
   /** Mounts under the node's folder (pod volumes, snapshots, rootfs), deepest first. */
@@ -420,4 +439,13 @@ export function coreDnsManifests(): object[] {
       spec: { selector: labels, clusterIP: CLUSTER_DNS, ports },
     },
   ];
+}
+
+/** /proc/<pid>/stat, or "" when the process is gone. */
+function procStat(pid: string): string {
+  try {
+    return readFileSync(`/proc/${pid}/stat`, "utf8");
+  } catch {
+    return "";
+  }
 }

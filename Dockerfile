@@ -1,0 +1,17 @@
+# The operator's image for a registry. Nothing on the development machines runs Docker: there
+# the same image is built by hack/build-image.ts (npm run image) as an OCI archive.
+FROM node:24-bookworm-slim AS build
+WORKDIR /src
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY . .
+RUN npx tsc -p tsconfig.json
+
+FROM node:24-bookworm-slim
+WORKDIR /app
+ENV NODE_ENV=production
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY --from=build /src/dist/src ./dist/src
+USER 65532:65532
+ENTRYPOINT ["node", "/app/dist/src/main.js"]
