@@ -4,7 +4,7 @@
 
 import { execFileSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, copyFileSync, cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { create as createTar } from "tar";
@@ -49,13 +49,14 @@ export async function goProgramImage(program: string, name: string, archive: str
 }
 
 /**
- * The operator's image: the Node.js 24 binary this process runs on (the `node` package) with
+ * The operator's image: the Node.js 24 binary of the `node` package with
  * the shared libraries it links, dist/, and the production node_modules.
  */
 export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Promise<void> {
   const root = mkdtempSync(path.join(os.tmpdir(), "gitsync-image-operator-"));
   try {
-    copyWithLibraries(process.execPath, path.join(root, "usr/local/bin/node"), root);
+    // The `node` devDependency's binary (Node.js 24), whatever Node runs this build.
+    copyWithLibraries(realpathSync(path.join(ROOT, "node_modules/.bin/node")), path.join(root, "usr/local/bin/node"), root);
     const app = path.join(root, "app");
     mkdirSync(app, { recursive: true });
     for (const file of ["package.json", "package-lock.json"]) copyFileSync(path.join(ROOT, file), path.join(app, file));
