@@ -78,6 +78,8 @@ export function portOpen(port: number, host = "127.0.0.1"): Promise<boolean> {
 
 export class ManagedProcess {
   private child: ChildProcess | undefined;
+  /** Why the process could not be started at all (e.g. ENOENT: not installed). */
+  private spawnError: Error | undefined;
   readonly logFile: string;
 
   constructor(
@@ -101,6 +103,10 @@ export class ManagedProcess {
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     child.on("exit", () => live.delete(child));
+    child.once("error", (err) => {
+      live.delete(child);
+      this.spawnError = err;
+    });
     live.add(child);
     this.child = child;
   }
@@ -109,6 +115,12 @@ export class ManagedProcess {
   async waitUntil(ready: () => Promise<boolean>, timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     while (Date.now() < deadline) {
+      if (this.spawnError) {
+        const missing = (this.spawnError as NodeJS.ErrnoException).code === "ENOENT";
+        throw new Error(
+          `${this.name} could not be started: ${this.spawnError.message}${missing ? " (run hack/deps.sh, or make test or make demo, which do)" : ""}`,
+        );
+      }
       if (this.child?.exitCode !== null && this.child?.exitCode !== undefined) {
         throw new Error(`${this.name} exited with code ${this.child.exitCode}:\n${this.tail()}`);
       }
