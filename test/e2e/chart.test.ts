@@ -77,6 +77,8 @@ describe("Helm chart (real helm, real API server)", function () {
       assert.ok(!(await can("delete", "gitsync.dev", "servicehandshakes")), "may not delete user resources");
     } finally {
       kube.close();
+      // Leave nothing behind: a later `helm install` must own these objects.
+      await kubectlOk(["delete", "-n", "gitsync-system", "--ignore-not-found", "-f", "-"], rendered);
     }
   });
 });
