@@ -50,6 +50,7 @@ export class Manager {
   /** Aborts running passes, once the shutdown timeout has run out. */
   private readonly hardStop = new AbortController();
   private readonly identity: string;
+  private readonly events: EventRecorder;
   private leading = false;
 
   constructor(
@@ -59,6 +60,7 @@ export class Manager {
     for (const definition of definitions) validateSteps(definition.kind.kind, definition.steps, definition.kind.conditions);
     this.server = new OperatorServer(options.log);
     this.identity = options.identity ?? `${os.hostname()}_${process.pid}`;
+    this.events = new EventRecorder(options.kube, this.identity, options.log);
     this.controllers = definitions.map((definition) => this.wire(definition));
     this.wireOwned();
   }
@@ -138,7 +140,6 @@ export class Manager {
 
   private wire(definition: AnyController): RunningController {
     const { kube, log } = this.options;
-    const events = new EventRecorder(kube, this.identity, log);
     const kind = definition.kind.kind;
     const informer = new Informer<KubeObject>(
       kube,
@@ -150,7 +151,7 @@ export class Manager {
     );
     const reconciler = new Reconciler(definition as ControllerDefinition<CommonSpec, CommonStatus, unknown>, {
       kube,
-      events,
+      events: this.events,
       log,
       shutdown: this.hardStop.signal,
       read: (key) => informer.cache.get(key),

@@ -12,6 +12,7 @@ import { runBackupSync } from "../../src/engines/backup.js";
 import { GitRepository } from "../../src/git/repo.js";
 import { Bucket } from "../../src/s3/bucket.js";
 import { BackupBucket, manifest } from "./fixtures/backups.js";
+import { runGitsync } from "./helpers.js";
 import { env, ROOT } from "./setup.js";
 
 describe("gitsync backup sync (versitygw and git http-backend)", function () {
@@ -60,27 +61,19 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
     };
   }
 
-  function sync(
+  async function sync(
     envVars: Record<string, string>,
     ...args: string[]
   ): Promise<{ code: number; stdout: string; stderr: string; records: Record<string, unknown>[] }> {
-    return new Promise((resolve) => {
-      execFile(
-        process.execPath,
-        [path.join(ROOT, "dist/src/main.js"), "backup", "sync", ...args],
-        { env: { PATH: process.env.PATH, ...envVars } },
-        (err, stdout, stderr) => {
-          const records = stdout.split("\n").flatMap((l) => {
-            try {
-              return [JSON.parse(l) as Record<string, unknown>];
-            } catch {
-              return [];
-            }
-          });
-          resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr, records });
-        },
-      );
+    const run = await runGitsync(["backup", "sync", ...args], { PATH: process.env.PATH, ...envVars });
+    const records = run.stdout.split("\n").flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
     });
+    return { ...run, records };
   }
 
   const tree = (repo: string): string[] => env().git.git(repo, "ls-tree", "-r", "--name-only", "main").split("\n");

@@ -13,7 +13,7 @@ import { datasetAdvertKind, type DatasetAdvertSpec, type DatasetAdvertStatus } f
 import { resourceOf, resourcePath, type KubeClient, type KubeList } from "../../src/runtime/kube.js";
 import type { DatasetEtcd } from "../../hack/env/dataset-etcd.js";
 import { argoHealth } from "./argo.js";
-import { eventually, OperatorProcess } from "./helpers.js";
+import { eventually, OperatorProcess, runGitsync } from "./helpers.js";
 import { waitForReady } from "./kstatus.js";
 import { adminClient, createSecret, env, kubectlOk, ROOT } from "./setup.js";
 
@@ -33,24 +33,15 @@ function etcd(): DatasetEtcd {
 /** The CLI with the environment a user exports: etcd as the operator's user, git credentials. */
 function gitsync(args: string[], extraEnv: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
   const e = etcd();
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(ROOT, "dist/src/main.js"), "dataset", ...args],
-      {
-        env: {
-          ...process.env,
-          ETCD_ENDPOINTS: e.endpoint,
-          ETCD_USERNAME: e.operator.username,
-          ETCD_PASSWORD: e.operator.password,
-          ETCD_CACERT: e.caFile,
-          GIT_USERNAME: env().git.username,
-          GIT_TOKEN: env().git.password,
-          ...extraEnv,
-        },
-      },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
-    );
+  return runGitsync(["dataset", ...args], {
+    ...process.env,
+    ETCD_ENDPOINTS: e.endpoint,
+    ETCD_USERNAME: e.operator.username,
+    ETCD_PASSWORD: e.operator.password,
+    ETCD_CACERT: e.caFile,
+    GIT_USERNAME: env().git.username,
+    GIT_TOKEN: env().git.password,
+    ...extraEnv,
   });
 }
 

@@ -2,19 +2,11 @@
 // local smart-HTTP server with basic auth.
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
-import path from "node:path";
-import { env, ROOT } from "./setup.js";
+import { runGitsync } from "./helpers.js";
+import { env } from "./setup.js";
 
 function gitsync(args: string[], token = env().git.password): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(ROOT, "dist/src/main.js"), ...args],
-      { env: { ...process.env, GIT_USERNAME: env().git.username, GIT_TOKEN: token } },
-      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: number }).code) : 0, stdout, stderr }),
-    );
-  });
+  return runGitsync(args, { ...process.env, GIT_USERNAME: env().git.username, GIT_TOKEN: token });
 }
 
 describe("gitsync handshake check (git URLs)", function () {

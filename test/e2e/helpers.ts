@@ -1,7 +1,7 @@
 // Helpers of the e2e suite: waiting for the world to reach a state, and running the
 // operator as a real child process.
 
-import { spawn, type ChildProcess } from "node:child_process";
+import { execFile, spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -108,4 +108,13 @@ export class OperatorProcess {
       clearTimeout(timer);
     }
   }
+}
+
+/** `gitsync ARGS` as a CI step or a CronJob runs it: the built binary, with the given environment. */
+export function runGitsync(args: string[], environment: NodeJS.ProcessEnv): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [path.join(ROOT, "dist/src/main.js"), ...args], { env: environment, maxBuffer: 64 * 1024 * 1024 }, (err, stdout, stderr) =>
+      resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+    );
+  });
 }
