@@ -129,10 +129,6 @@ export function classifyByContent(
 }
 
 /** The object id git gives a file's bytes. */
-export function gitBlobId(bytes: Uint8Array): string {
-  return createHash("sha1").update(`blob ${bytes.length}\0`).update(bytes).digest("hex");
-}
-
 /** The index as committed: sorted keys, so its diff shows exactly what moved. */
 export function renderIndex(index: Index, prefix: string): string {
   const objects: Index = {};

@@ -4,6 +4,7 @@
 // ever sees whole commits: a run killed at any point leaves it as it was, and the next run
 // makes the same single commit. Shared by the controller and `gitsync backup sync`.
 
+import { gitBlobId } from "../util/gitid.js";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -13,7 +14,6 @@ import type { Bucket } from "../s3/bucket.js";
 import {
   classifyByContent,
   commitMessage,
-  gitBlobId,
   indexDigest,
   indexPath,
   isEncrypted,

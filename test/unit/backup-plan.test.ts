@@ -1,15 +1,6 @@
+import { gitBlobId } from "../../src/util/gitid.js";
 import assert from "node:assert/strict";
-import {
-  classifyByContent,
-  clusterCounts,
-  commitMessage,
-  gitBlobId,
-  planSync,
-  repoPath,
-  selectKeys,
-  type Index,
-  type PlanOptions,
-} from "../../src/backup/plan.js";
+import { classifyByContent, clusterCounts, commitMessage, planSync, repoPath, selectKeys, type Index, type PlanOptions } from "../../src/backup/plan.js";
 
 const options = (more: Partial<PlanOptions> = {}): PlanOptions => ({
   prefix: "clusterbackup/",
