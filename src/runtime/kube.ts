@@ -166,7 +166,7 @@ export class KubeClient {
     requestOptions.headers = {
       ...requestOptions.headers,
       Accept: "application/json",
-      ...(body !== undefined ? { "Content-Type": options.contentType ?? "application/json" } : {}),
+      ...(body !== undefined ? { "Content-Type": options.contentType ?? "application/json", "Content-Length": String(Buffer.byteLength(body)) } : {}),
     };
     const transport = url.protocol === "https:" ? https : http;
     return new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import { resourceOf, resourcePath, type KubeClient, type KubeList } from "../../
 import { BackupBucket } from "./fixtures/backups.js";
 import { eventually, OperatorProcess } from "./helpers.js";
 import { waitForReady } from "./kstatus.js";
-import { adminClient, env, kubectlOk, createSecret } from "./setup.js";
+import { adminClient, adminS3, env, kubectlOk, createSecret } from "./setup.js";
 import { argoHealth } from "./argo.js";
 
 interface Cbs {
@@ -25,12 +25,7 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
 
   before(async () => {
     kube = adminClient();
-    s3 = new S3Client({
-      endpoint: env().s3.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
-    });
+    s3 = adminS3();
     await kubectlOk(["create", "namespace", ns]);
     await createSecret(ns, "s3", { accesskey: env().s3.accessKey, secretkey: env().s3.secretKey });
     await createSecret(ns, "s3-wrong", { accesskey: env().s3.accessKey, secretkey: "wrong-s3-secret-4242" });

@@ -14,19 +14,14 @@ import {
   UploadPartCommand,
 } from "@aws-sdk/client-s3";
 import { Bucket } from "../../src/s3/bucket.js";
-import { env } from "./setup.js";
+import { adminS3, env } from "./setup.js";
 
 describe("S3 server (versitygw) with the AWS SDK", function () {
   let s3: S3Client;
   const name = "s3-conformance";
 
   before(async () => {
-    s3 = new S3Client({
-      endpoint: env().s3.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
-    });
+    s3 = adminS3();
     await s3.send(new CreateBucketCommand({ Bucket: name }));
   });
   after(() => s3.destroy());

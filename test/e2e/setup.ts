@@ -3,6 +3,7 @@
 
 import { readFileSync } from "node:fs";
 import path from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
 import { KubeConfig } from "@kubernetes/client-node";
 import type { Context } from "mocha";
 import { parse, stringify } from "yaml";
@@ -27,6 +28,16 @@ export function adminClient(): KubeClient {
   const config = new KubeConfig();
   config.loadFromFile(env().admin.kubeconfig);
   return new KubeClient(config);
+}
+
+/** An S3 client of the environment's server, as its root account (to seed and inspect buckets). */
+export function adminS3(): S3Client {
+  return new S3Client({
+    endpoint: env().s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
+  });
 }
 
 export function kubectlOk(args: string[], input?: string): Promise<string> {

@@ -14,8 +14,7 @@ import {
 } from "../../crds/datasetadvert.js";
 import { advertDate, advertKey, hubPeers, mayReplace, parseAdvert, trimPrefix, type AdvertValue } from "../../dataset/advert.js";
 import { EtcdError, EtcdStore, etcdSettingsFromSecret } from "../../etcd/store.js";
-import { credentialsFromSecret } from "../../git/auth.js";
-import { GitError, GitRepository } from "../../git/repo.js";
+import type { GitRepository } from "../../git/repo.js";
 import { retry } from "../../runtime/errors.js";
 import type { ControllerDefinition, KindStep, ReconcileContext } from "../../runtime/reconciler.js";
 import { readSecret } from "../../runtime/secrets.js";
@@ -24,6 +23,7 @@ import { errorText } from "../../util/log.js";
 import { safeUrl } from "../../util/redact.js";
 import { normalizeRepoUrl } from "../../util/url.js";
 import type { ControllerDeps } from "../deps.js";
+import { syncSource } from "../source.js";
 
 type Ctx = ReconcileContext<DatasetAdvertSpec, DatasetAdvertStatus>;
 type DsaStep = KindStep<DatasetAdvertSpec, DatasetAdvertStatus, Pass>;
@@ -51,22 +51,14 @@ function fetchSource(deps: ControllerDeps): DsaStep {
     name: "fetchSource",
     owns: [Condition.FetchFailed],
     async run(ctx, pass) {
-      const { url, ref = { branch: "main" }, secretRef } = ctx.object.spec.source;
-      const namespace = ctx.object.metadata.namespace ?? "default";
-      const credentials = secretRef
-        ? credentialsFromSecret(await readSecret(ctx.kube, namespace, secretRef.name, Condition.FetchFailed), secretRef.name)
-        : undefined;
-      const dir = deps.workDirs.cloneDir(url);
-      try {
-        await deps.workDirs.withLock(dir, async () => {
-          const repo = new GitRepository(url, dir, credentials);
-          pass.commit = (await repo.sync(ref)).commit;
-          pass.repo = repo;
-        });
-      } catch (err) {
-        if (err instanceof GitError) throw retry(err.message, { condition: Condition.FetchFailed, cause: err });
-        throw err;
-      }
+      const { source } = ctx.object.spec;
+      const ref = source.ref ?? { branch: "main" };
+      ({ repo: pass.repo, commit: pass.commit } = await syncSource(
+        deps,
+        { kube: ctx.kube, namespace: ctx.object.metadata.namespace ?? "default" },
+        source,
+        Condition.FetchFailed,
+      ));
       pass.branch = ref.branch ?? ref.tag ?? pass.commit?.slice(0, 12);
     },
   };

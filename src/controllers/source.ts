@@ -1,0 +1,31 @@
+// The git source a kind reads (ARCHITECTURE.md, "Shared spec vocabulary"), brought to its ref
+// in the kept clone: credentials from the Secret, one pass per clone at a time, and a git
+// failure as the kind's FetchFailed, retried. Shared by every kind that reads a repository.
+
+import type { GitSource } from "../crds/common.js";
+import { credentialsFromSecret } from "../git/auth.js";
+import { GitError, GitRepository } from "../git/repo.js";
+import { retry } from "../runtime/errors.js";
+import type { KubeClient } from "../runtime/kube.js";
+import { readSecret } from "../runtime/secrets.js";
+import type { ControllerDeps } from "./deps.js";
+
+export async function syncSource(
+  deps: ControllerDeps,
+  where: { kube: KubeClient; namespace: string },
+  source: GitSource,
+  condition: string,
+): Promise<{ repo: GitRepository; commit: string }> {
+  const { url, ref = { branch: "main" }, secretRef } = source;
+  const credentials = secretRef ? credentialsFromSecret(await readSecret(where.kube, where.namespace, secretRef.name, condition), secretRef.name) : undefined;
+  const dir = deps.workDirs.cloneDir(url);
+  try {
+    return await deps.workDirs.withLock(dir, async () => {
+      const repo = new GitRepository(url, dir, credentials);
+      return { repo, commit: (await repo.sync(ref)).commit };
+    });
+  } catch (err) {
+    if (err instanceof GitError) throw retry(err.message, { condition, cause: err });
+    throw err;
+  }
+}
