@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM := npm --loglevel=error
 
-.PHONY: help deps tools build crds lint unit test demo image bench clean
+.PHONY: help deps tools build crds lint unit test demo image bench compose-schema clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -45,6 +45,12 @@ bench: build tools ## Benchmarks against native git (prints ratios)
 	$(NPM) run bench:git
 	$(NPM) run bench:handshake
 	$(NPM) run bench:backup
+	$(NPM) run bench:compose
+
+COMPOSE_GO := github.com/compose-spec/compose-go/v2@v2.16.2
+compose-schema: ## Refresh src/compose/compose-spec.json from the compose-spec project's Go module
+	cp "$$(go mod download -json $(COMPOSE_GO) | sed -n 's/^\t"Dir": "\(.*\)",$$/\1/p')/schema/compose-spec.json" src/compose/compose-spec.json
+	chmod 644 src/compose/compose-spec.json
 
 clean: ## Remove build output (the tool cache outside the checkout stays)
 	rm -rf dist

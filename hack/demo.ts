@@ -11,6 +11,7 @@ import { runOperator } from "../src/cli/operator.js";
 import { controllers } from "../src/controllers/index.js";
 import { Environment } from "./env/environment.js";
 import { OPERATOR_IMAGE, operatorImage } from "./env/images.js";
+import { TESTAPP_IMAGE } from "./env/node.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
 const env = new Environment({
@@ -28,6 +29,7 @@ env.git.createRepo("weather-dataset", {
   "data/2026.csv": "station,hour,temp\na,0,4.1\nb,0,3.8\nc,0,5.0\n",
 });
 await seedBackups(env);
+seedComposeRepo(env);
 await env.installCrds();
 await env.kubectlOk(["create", "namespace", "gitsync-system"]);
 await env.kubectlOk(["create", "secret", "generic", "git-demo", `--from-literal=username=${env.git.username}`, `--from-literal=password=${env.git.password}`]);
@@ -65,7 +67,8 @@ gitsync demo is running. In another terminal:
   export PATH=${kubectlDir}:$PATH
   kubectl get gitsync -A
   kubectl get pods -A          # the operator (${inCluster ? "in-cluster, two replicas" : "out of cluster, in this terminal"}), CoreDNS
-  kubectl wait --for=condition=Ready shs/shop cbs/backups dsa/weather
+  kubectl wait --for=condition=Ready shs/shop cbs/backups dsa/weather cdep/shop-compose --timeout=3m
+  kubectl get cdep,deploy,svc,cm    # the compose project's services, rolled only when they change
   npx gitsync dataset ls weather   # with ETCD_ENDPOINTS=${datasets?.endpoint} ETCD_CACERT=${datasets?.caFile}
                                    # ETCD_USERNAME=${datasets?.operator.username} ETCD_PASSWORD=<from the etcd-demo Secret>
   kubectl describe shs shop
@@ -142,6 +145,25 @@ async function seedBackups(environment: Environment): Promise<void> {
   }
   s3.destroy();
   environment.git.createRepo("cluster-backups");
+}
+
+/** The compose project deploy/samples/composedeployment.yaml names: the test application as three services. */
+function seedComposeRepo(environment: Environment): void {
+  const service = (name: string, extra: string[]): string[] => [`  ${name}:`, `    image: ${TESTAPP_IMAGE}`, "    pull_policy: never", ...extra];
+  const compose = [
+    "services:",
+    ...service("web", ['    ports: ["80:8080"]', "    environment:", "      GREETING: ${GREETING:-hello}", "    volumes: [./web/conf:/etc/web]"]),
+    ...service("api", ['    expose: ["8080"]', "    env_file: api.env", "    depends_on:", "      web: { condition: service_healthy }"]),
+    ...service("worker", ["    volumes: [./worker/settings.ini:/etc/worker/settings.ini]"]),
+  ];
+  environment.git.createRepo("shop-compose", {
+    "compose.yaml": `${compose.join("\n")}\n`,
+    ".env": "GREETING=hello from the demo\n",
+    "api.env": "API_NAME=orders\n",
+    "web/conf/site.conf": "listen 8080;\n",
+    "web/conf/nested/routes.conf": "route / v1\n",
+    "worker/settings.ini": "[worker]\nthreads=2\n",
+  });
 }
 
 /** The config repos deploy/samples/servicehandshake.yaml names. */

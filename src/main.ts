@@ -13,6 +13,7 @@ Commands:
   handshake    check ServiceHandshake agreement in CI (gitsync handshake check --help)
   backup       mirror cluster backups from S3 into git once (gitsync backup sync --help)
   dataset      discover, watch, import and publish dataset adverts in etcd (gitsync dataset --help)
+  compose      render and plan ComposeDeployment projects (gitsync compose --help)
   version      print the version
 
 Run 'gitsync <command> --help' for a command's options.
@@ -36,6 +37,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cli/handshake.js")).runHandshake(rest);
     case "dataset":
       return (await import("./cli/dataset.js")).runDataset(rest);
+    case "compose":
+      return (await import("./cli/compose.js")).runCompose(rest);
     case "version":
     case "--version":
       process.stdout.write(`gitsync ${version()}\n`);

@@ -5,10 +5,12 @@
 
 import type { KindDefinition } from "../crds/common.js";
 import { clusterBackupSyncKind } from "../crds/clusterbackupsync.js";
+import { composeDeploymentKind } from "../crds/composedeployment.js";
 import { datasetAdvertKind } from "../crds/datasetadvert.js";
 import { serviceHandshakeKind } from "../crds/servicehandshake.js";
 import type { AnyController } from "../runtime/manager.js";
 import { clusterBackupSyncController } from "./clusterbackupsync/controller.js";
+import { composeDeploymentController } from "./composedeployment/controller.js";
 import { datasetAdvertController } from "./datasetadvert/controller.js";
 import type { ControllerDeps } from "./deps.js";
 import { serviceHandshakeController } from "./servicehandshake/controller.js";
@@ -24,6 +26,7 @@ export const registrations: readonly KindRegistration[] = [
   { kind: serviceHandshakeKind, controller: serviceHandshakeController },
   { kind: clusterBackupSyncKind, controller: clusterBackupSyncController },
   { kind: datasetAdvertKind, controller: datasetAdvertController },
+  { kind: composeDeploymentKind, controller: composeDeploymentController },
 ];
 
 /** The API of every kind, for the CRD generator. */

@@ -137,6 +137,43 @@ export class GitRepository {
     return bytes && new TextDecoder().decode(bytes);
   }
 
+  /** A blob's bytes, by its id. */
+  async blob(oid: string): Promise<Uint8Array> {
+    const { blob } = await git.readBlob({ fs: gitFs, gitdir: this.gitdir, oid, cache: this.cache });
+    return blob;
+  }
+
+  /** A commit's root tree id. */
+  async rootTree(commit: string): Promise<string> {
+    const { commit: object } = await git.readCommit({ fs: gitFs, gitdir: this.gitdir, oid: commit, cache: this.cache });
+    return object.tree;
+  }
+
+  /** The entries of one tree object, by its id. */
+  async tree(oid: string): Promise<{ name: string; oid: string; type: "blob" | "tree" | "commit" }[]> {
+    const { tree } = await git.readTree({ fs: gitFs, gitdir: this.gitdir, oid, cache: this.cache });
+    return tree.map((e) => ({ name: e.path, oid: e.oid, type: e.type }));
+  }
+
+  /** The object at a path of a commit (a folder's tree id, a file's blob id), without reading below it. */
+  async entry(commit: string, filepath: string): Promise<{ oid: string; type: "blob" | "tree" } | undefined> {
+    const target = trimSlashes(filepath);
+    try {
+      if (!target) {
+        const { commit: object } = await git.readCommit({ fs: gitFs, gitdir: this.gitdir, oid: commit, cache: this.cache });
+        return { oid: object.tree, type: "tree" };
+      }
+      const slash = target.lastIndexOf("/");
+      const parent = slash < 0 ? undefined : target.slice(0, slash);
+      const { tree } = await git.readTree({ fs: gitFs, gitdir: this.gitdir, oid: commit, filepath: parent, cache: this.cache });
+      const found = tree.find((e) => e.path === target.slice(slash + 1));
+      return found && (found.type === "blob" || found.type === "tree") ? { oid: found.oid, type: found.type } : undefined;
+    } catch (err) {
+      if (err instanceof Errors.NotFoundError) return undefined;
+      throw err;
+    }
+  }
+
   /** Every file below `prefix` at a commit, as path (relative to the root) → object id and mode. */
   async listTree(commit: string, prefix = ""): Promise<Map<string, TreeEntry>> {
     const files = new Map<string, TreeEntry>();
@@ -262,7 +299,8 @@ export class GitRepository {
         gitdir: this.gitdir,
         url: this.url,
         ref: ref?.name,
-        singleBranch: true,
+        // A bare commit id may be on any branch: fetch them all.
+        singleBranch: ref !== undefined,
         depth,
         tags: false,
         headers: this.requestHeaders(),

@@ -74,3 +74,20 @@ export async function commitAllAndPush(options: {
   if (!result.ok) throw new GitError("rejected", `${safeUrl(url)}: push of ${branch} rejected: ${result.error ?? "the remote moved; pull first"}`);
   return { commit, branch, url: safeUrl(url), committed: changed > 0 };
 }
+
+/**
+ * Where a folder lives in its repository: origin's URL (without credentials; an scp-style
+ * or ssh:// remote as its https:// form), the checked-out branch and the folder's path.
+ */
+export async function repositoryOrigin(folder: string): Promise<{ url: string; branch?: string; path: string }> {
+  const dir = await git.findRoot({ fs: gitFs, filepath: folder }).catch(() => {
+    throw new GitError("not-found", `${folder} is not inside a git repository`);
+  });
+  const remote = (await git.getConfig({ fs: gitFs, dir, path: "remote.origin.url" })) as string | undefined;
+  if (!remote) throw new GitError("not-found", `${dir}: the repository has no remote "origin"`);
+  const scp = /^(?:ssh:\/\/)?(?:[^@/]+@)?([^:/]+)[:/](?:\d+\/)?(.+)$/.exec(remote);
+  const url = /^https?:\/\//.test(remote) ? safeUrl(remote) : scp ? `https://${scp[1]}/${scp[2]}` : remote;
+  const branch = (await git.currentBranch({ fs: gitFs, dir })) ?? undefined;
+  const relative = fs.realpathSync(folder).slice(fs.realpathSync(dir).length).replace(/^\/+/, "");
+  return { url, branch, path: relative };
+}

@@ -7,7 +7,8 @@
 //	/hostname       the pod's hostname
 //	/fetch?url=U    the body of a GET of U (service-to-service and DNS checks)
 //
-// With $FAIL_AT_START set it exits 1 at once, to test failed rollouts.
+// With $FAIL_AT_START set it exits 1 at once, to test failed rollouts. `testapp probe URL`
+// exits 0 when a GET of URL answers 200, else 1: an exec health check (compose healthcheck).
 package main
 
 import (
@@ -20,6 +21,13 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "probe" {
+		resp, err := (&http.Client{Timeout: 3 * time.Second}).Get(os.Args[2])
+		if err != nil || resp.StatusCode != http.StatusOK {
+			os.Exit(1)
+		}
+		os.Exit(0)
+	}
 	if os.Getenv("FAIL_AT_START") != "" {
 		log.Fatal("FAIL_AT_START is set: exiting")
 	}
