@@ -46,6 +46,7 @@ bench: build tools ## Benchmarks against native git (prints ratios)
 	$(NPM) run bench:handshake
 	$(NPM) run bench:backup
 	$(NPM) run bench:compose
+	$(NPM) run bench:partition
 
 COMPOSE_GO := github.com/compose-spec/compose-go/v2@v2.16.2
 compose-schema: ## Refresh src/compose/compose-spec.json from the compose-spec project's Go module

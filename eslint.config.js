@@ -20,14 +20,14 @@ function layer(files, folders, libraries = []) {
   return { files, rules: { "no-restricted-imports": ["error", { patterns }] } };
 }
 
-const DOMAIN = ["handshake", "backup", "compose", "dataset"];
+const DOMAIN = ["handshake", "backup", "compose", "dataset", "partition"];
 const ADAPTERS = ["git", "s3", "etcd"];
 const ABOVE_ADAPTERS = ["runtime", "engines", "webhooks", "controllers", "cli"];
 
 export const layers = [
   layer(["src/util/**"], ["crds", ...ADAPTERS, ...DOMAIN, ...ABOVE_ADAPTERS], ADAPTER_LIBRARIES),
   layer(["src/crds/**"], [...ADAPTERS, ...DOMAIN, ...ABOVE_ADAPTERS], ADAPTER_LIBRARIES),
-  layer(["src/handshake/**", "src/backup/**", "src/compose/**", "src/dataset/**"], [...ADAPTERS, ...ABOVE_ADAPTERS], ADAPTER_LIBRARIES),
+  layer(["src/handshake/**", "src/backup/**", "src/compose/**", "src/dataset/**", "src/partition/**"], [...ADAPTERS, ...ABOVE_ADAPTERS], ADAPTER_LIBRARIES),
   layer(["src/git/**", "src/s3/**", "src/etcd/**"], ["crds", ...DOMAIN, ...ABOVE_ADAPTERS]),
   layer(
     ["src/runtime/**"],

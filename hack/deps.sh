@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use, when they are missing (these
 # machines run as root): the node's container runtime (containerd, runc, the CNI plugins,
-# iptables, conntrack) and lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts.
+# iptables, conntrack), lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts, and
+# age, the CLI the old partition-sync tool encrypts with (interop tests).
 set -euo pipefail
 
 packages=()
@@ -11,6 +12,7 @@ command -v containerd >/dev/null 2>&1 || packages+=(containerd)
 [ -x /usr/lib/cni/bridge ] || packages+=(containernetworking-plugins)
 command -v iptables >/dev/null 2>&1 || packages+=(iptables)
 command -v conntrack >/dev/null 2>&1 || packages+=(conntrack)
+command -v age >/dev/null 2>&1 || packages+=(age)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

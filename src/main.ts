@@ -14,6 +14,7 @@ Commands:
   backup       mirror cluster backups from S3 into git once (gitsync backup sync --help)
   dataset      discover, watch, import and publish dataset adverts in etcd (gitsync dataset --help)
   compose      render and plan ComposeDeployment projects (gitsync compose --help)
+  partition    mirror repos through an S3 bucket across a partition, once (gitsync partition --help)
   version      print the version
 
 Run 'gitsync <command> --help' for a command's options.
@@ -39,6 +40,8 @@ async function main(argv: string[]): Promise<number> {
       return (await import("./cli/dataset.js")).runDataset(rest);
     case "compose":
       return (await import("./cli/compose.js")).runCompose(rest);
+    case "partition":
+      return (await import("./cli/partition.js")).runPartition(rest);
     case "version":
     case "--version":
       process.stdout.write(`gitsync ${version()}\n`);

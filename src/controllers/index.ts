@@ -6,11 +6,13 @@
 import type { KindDefinition } from "../crds/common.js";
 import { clusterBackupSyncKind } from "../crds/clusterbackupsync.js";
 import { composeDeploymentKind } from "../crds/composedeployment.js";
+import { partitionSyncKind } from "../crds/partitionsync.js";
 import { datasetAdvertKind } from "../crds/datasetadvert.js";
 import { serviceHandshakeKind } from "../crds/servicehandshake.js";
 import type { AnyController } from "../runtime/manager.js";
 import { clusterBackupSyncController } from "./clusterbackupsync/controller.js";
 import { composeDeploymentController } from "./composedeployment/controller.js";
+import { partitionSyncController } from "./partitionsync/controller.js";
 import { datasetAdvertController } from "./datasetadvert/controller.js";
 import type { ControllerDeps } from "./deps.js";
 import { serviceHandshakeController } from "./servicehandshake/controller.js";
@@ -27,6 +29,7 @@ export const registrations: readonly KindRegistration[] = [
   { kind: clusterBackupSyncKind, controller: clusterBackupSyncController },
   { kind: datasetAdvertKind, controller: datasetAdvertController },
   { kind: composeDeploymentKind, controller: composeDeploymentController },
+  { kind: partitionSyncKind, controller: partitionSyncController },
 ];
 
 /** The API of every kind, for the CRD generator. */

@@ -243,6 +243,38 @@ export class GitRepository {
     throw new GitError("rejected", `${safeUrl(this.url)}: push of ${options.branch} rejected ${maxAttempts} times`);
   }
 
+  /** Pushes a commit to a branch of the remote (`<commit>:refs/heads/<branch>`), whatever the local branch is called. */
+  async pushCommit(commit: string, remoteBranch: string, force: boolean): Promise<void> {
+    await git.writeRef({ fs: gitFs, gitdir: this.gitdir, ref: "refs/heads/gitsync-push", value: commit, force: true });
+    const result = await this.guard("push to", () =>
+      git.push({
+        fs: gitFs,
+        http: this.http,
+        gitdir: this.gitdir,
+        url: this.url,
+        ref: "refs/heads/gitsync-push",
+        remoteRef: `refs/heads/${remoteBranch}`,
+        force,
+        headers: this.requestHeaders(),
+      }),
+    );
+    if (!result.ok) {
+      const detail = result.error ?? Object.values(result.refs ?? {}).find((r) => !r.ok)?.error ?? "unknown reason";
+      throw new GitError("rejected", `${safeUrl(this.url)}: push of ${commit.slice(0, 12)} to ${remoteBranch} rejected: ${detail}`);
+    }
+  }
+
+  /** True when `ancestor` is `commit` or in its history (both must be in this repository). */
+  async contains(commit: string, ancestor: string): Promise<boolean> {
+    if (commit === ancestor) return true;
+    try {
+      return await git.isDescendent({ fs: gitFs, gitdir: this.gitdir, oid: commit, ancestor, depth: -1, cache: this.cache });
+    } catch (err) {
+      if (err instanceof Errors.NotFoundError) return false;
+      throw err;
+    }
+  }
+
   private async push(branch: string, force: boolean): Promise<void> {
     const result = await this.guard("push to", () =>
       git.push({ fs: gitFs, http: this.http, gitdir: this.gitdir, url: this.url, ref: branch, remoteRef: branch, force, headers: this.requestHeaders() }),

@@ -91,3 +91,21 @@ export async function repositoryOrigin(folder: string): Promise<{ url: string; b
   const relative = fs.realpathSync(folder).slice(fs.realpathSync(dir).length).replace(/^\/+/, "");
   return { url, branch, path: relative };
 }
+
+/**
+ * A full, non-bare clone of one branch (working tree and .git/) for the partition wire
+ * format: the local branch ref is kept, and the remote is removed, so no URL (and no
+ * credential) travels with the archive. Returns the branch's commit.
+ */
+export async function cloneForArchive(options: { url: string; dir: string; branch: string; credentials?: GitCredentials }): Promise<string> {
+  const { url, dir, branch, credentials } = options;
+  assertHttpUrl(url);
+  try {
+    await git.clone({ fs: gitFs, http: createHttpClient(credentials?.caCert), dir, url, ref: branch, singleBranch: true, headers: authHeaders(credentials) });
+  } catch (err) {
+    if (err instanceof Errors.NotFoundError) throw new GitError("not-found", `${safeUrl(url)}: branch ${branch} does not exist`, err);
+    throw new GitError("network", `failed to clone ${safeUrl(url)}: ${redact(err instanceof Error ? err.message : String(err))}`, err);
+  }
+  await git.deleteRemote({ fs: gitFs, dir, remote: "origin" });
+  return git.resolveRef({ fs: gitFs, dir, ref: `refs/heads/${branch}` });
+}

@@ -2,7 +2,9 @@
 // object downloads, and errors that name the endpoint and bucket, never the keys.
 
 import https from "node:https";
-import { GetObjectCommand, ListObjectsV2Command, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
+import { createReadStream } from "node:fs";
+import { stat } from "node:fs/promises";
+import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
 import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { registerSecret } from "../util/redact.js";
 import type { ObjectInfo } from "../util/objects.js";
@@ -112,6 +114,40 @@ export class Bucket {
     );
     if (!response.Body) throw new S3Error("network", `empty body for ${key} from ${this.where}`);
     return response.Body.transformToByteArray();
+  }
+
+  /** Every key under the prefix, every page, with no delimiter (keys that hold "/" are not folders). */
+  async listKeys(prefix: string, signal?: AbortSignal): Promise<BucketIndex> {
+    const index: BucketIndex = new Map();
+    await this.listAll(prefix, undefined, index, signal);
+    return index;
+  }
+
+  /** An object's body as a stream, and its user metadata (x-amz-meta-*). */
+  async open(key: string, signal?: AbortSignal): Promise<{ body: ReadableStream<Uint8Array>; metadata: Record<string, string>; size: number }> {
+    this.stats.downloads += 1;
+    const response = await this.guard(`download ${key} from`, () =>
+      this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal }),
+    );
+    if (!response.Body) throw new S3Error("network", `empty body for ${key} from ${this.where}`);
+    return { body: response.Body.transformToWebStream() as ReadableStream<Uint8Array>, metadata: response.Metadata ?? {}, size: response.ContentLength ?? 0 };
+  }
+
+  /** Uploads a file's bytes (streamed) with user metadata. */
+  async putFile(key: string, file: string, metadata: Record<string, string> = {}, signal?: AbortSignal): Promise<void> {
+    const { size } = await stat(file);
+    await this.guard(`upload ${key} to`, () =>
+      this.client.send(
+        new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: createReadStream(file), ContentLength: size, Metadata: metadata }),
+        { abortSignal: signal },
+      ),
+    );
+  }
+
+  async remove(key: string, signal?: AbortSignal): Promise<void> {
+    await this.guard(`delete ${key} from`, () =>
+      this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal }),
+    );
   }
 
   close(): void {

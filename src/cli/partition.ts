@@ -1,0 +1,221 @@
+// `gitsync partition produce|consume`: the PartitionSync engines once (or in a loop), as a
+// drop-in for the old git-partition-sync CronJobs: the same environment variables, the same
+// -dry-run and -run-once flags, the same desired-state file. Exit 0 when every repository is
+// in sync, 1 when one failed, 2 on a configuration error.
+
+import { readFileSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { parseArgs } from "node:util";
+import { parse } from "yaml";
+import { consume, produce, type ProducerRepo, type RepoOutcome } from "../engines/partition.js";
+import type { GitCredentials } from "../git/auth.js";
+import { Bucket } from "../s3/bucket.js";
+import { sleep } from "../util/backoff.js";
+import { parseDuration } from "../util/duration.js";
+import { errorText } from "../util/log.js";
+import { registerSecret } from "../util/redact.js";
+
+export const PARTITION_USAGE = `Usage: gitsync partition produce|consume [options]
+
+Both read the old git-partition-sync environment:
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_S3_BUCKET   the bucket
+  AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL                              an S3 endpoint other than AWS (e.g. MinIO)
+  GITLAB_BASE_URL, GITLAB_USERNAME, GITLAB_TOKEN                       the source (produce) or destination (consume) server
+  WORKDIR                                                              scratch space (default: the system's temporary folder)
+  RECONCILE_SLEEP_TIME                                                 a Go duration between runs when not run once (default 5m)
+  DRY_RUN, RUN_ONCE                                                    or the flags -dry-run and -run-once[=false] (run once by default)
+produce also: PUBLIC_KEY (age recipients, comma-separated), and
+  --desired-state FILE [DESIRED_STATE_FILE]   apps_v1[].codeComponents[].gitlabSync{sourceProject,destinationProject}
+  --format Tarball|Bundle|Both                default Tarball (the old consumer reads only Tarball)
+  --full-every N                              Bundle: a full object after N bundles (default 50)
+  --signing-key FILE [SIGNING_KEY_FILE]       an Ed25519 private key (PEM): objects are signed
+consume also: PRIVATE_KEY (AGE-SECRET-KEY-1...), INTERNAL_GIT_CA_PATH, and
+  --push Force|FastForward                    default FastForward: a destination branch is never rewritten
+  --verify-key FILE                           a trusted Ed25519 public key (PEM), repeatable: unsigned objects are refused
+Options: --prefix P (a key prefix in the bucket), --insecure (plain HTTP to the endpoint).
+Exit codes: 0 all in sync, 1 a repository failed, 2 configuration error.
+`;
+
+const OPTIONS = {
+  "dry-run": { type: "boolean" },
+  "run-once": { type: "boolean" },
+  "desired-state": { type: "string" },
+  format: { type: "string", default: "Tarball" },
+  "full-every": { type: "string", default: "50" },
+  "signing-key": { type: "string" },
+  push: { type: "string", default: "FastForward" },
+  "verify-key": { type: "string", multiple: true },
+  prefix: { type: "string", default: "" },
+  insecure: { type: "boolean", default: false },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+class ConfigError extends Error {}
+
+/** Go's flag package takes -flag and -flag=value: so do we, for the old CronJobs' args. */
+export function goFlags(argv: string[]): string[] {
+  return argv.map((arg) => {
+    const normalized = /^-[a-z]/.test(arg) ? `-${arg}` : arg;
+    const match = /^--(dry-run|run-once)=(true|false|1|0)$/.exec(normalized);
+    if (!match) return normalized;
+    return /^(true|1)$/.test(match[2]!) ? `--${match[1]}` : `--no-${match[1]}`;
+  });
+}
+
+const truthy = (value: string | undefined): boolean | undefined => (value === undefined || value === "" ? undefined : /^(1|true|yes)$/i.test(value));
+
+function required(env: NodeJS.ProcessEnv, name: string): string {
+  const value = env[name];
+  if (!value) throw new ConfigError(`${name} is not set`);
+  return value;
+}
+
+function bucketFrom(env: NodeJS.ProcessEnv, insecure: boolean): Bucket {
+  const accessKey = required(env, "AWS_ACCESS_KEY_ID");
+  const secretKey = required(env, "AWS_SECRET_ACCESS_KEY");
+  registerSecret(secretKey);
+  const region = env.AWS_REGION ?? "us-east-1";
+  const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL ?? `https://s3.${region}.amazonaws.com`;
+  return new Bucket(
+    { endpoint, bucket: required(env, "AWS_S3_BUCKET"), region, insecure, forcePathStyle: Boolean(env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL) },
+    { accessKey, secretKey },
+  );
+}
+
+function gitlab(env: NodeJS.ProcessEnv): { baseUrl: string; credentials?: GitCredentials } {
+  const token = env.GITLAB_TOKEN;
+  registerSecret(token);
+  const credentials: GitCredentials | undefined = token || env.GITLAB_USERNAME ? { username: env.GITLAB_USERNAME, password: token } : undefined;
+  return { baseUrl: required(env, "GITLAB_BASE_URL").replace(/\/+$/, ""), credentials };
+}
+
+interface Project {
+  name: string;
+  group: string;
+  branch: string;
+}
+
+/** The old producer's desired-state query result: apps_v1[].codeComponents[].gitlabSync. */
+export function reposFromDesiredState(text: string, file: string, server: ReturnType<typeof gitlab>): ProducerRepo[] {
+  const doc = parse(text) as { apps_v1?: { codeComponents?: { gitlabSync?: { sourceProject?: Project; destinationProject?: Project } | null }[] | null }[] };
+  const repos: ProducerRepo[] = [];
+  for (const [a, app] of (doc?.apps_v1 ?? []).entries()) {
+    for (const [c, component] of (app.codeComponents ?? []).entries()) {
+      const sync = component.gitlabSync;
+      if (!sync) continue;
+      const where = `${file}: apps_v1[${a}].codeComponents[${c}].gitlabSync`;
+      const { sourceProject: src, destinationProject: dst } = sync;
+      if (!src?.name || !src.group || !src.branch) throw new ConfigError(`${where}.sourceProject needs name, group and branch`);
+      if (!dst?.name || !dst.group || !dst.branch) throw new ConfigError(`${where}.destinationProject needs name, group and branch`);
+      repos.push({
+        source: { url: `${server.baseUrl}/${src.group}/${src.name}.git`, branch: src.branch, credentials: server.credentials },
+        destination: { group: dst.group, project: dst.name, branch: dst.branch },
+      });
+    }
+  }
+  return repos;
+}
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; allowNegative: true }>>["values"];
+
+async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean): Promise<RepoOutcome[]> {
+  const file = values["desired-state"] ?? env.DESIRED_STATE_FILE;
+  if (!file) throw new ConfigError("--desired-state FILE (or DESIRED_STATE_FILE) is required");
+  const repos = reposFromDesiredState(readFileSync(file, "utf8"), file, gitlab(env));
+  const recipients = required(env, "PUBLIC_KEY")
+    .split(",")
+    .map((r) => r.trim())
+    .filter(Boolean);
+  const keyFile = values["signing-key"] ?? env.SIGNING_KEY_FILE;
+  const format = values.format as "Tarball" | "Bundle" | "Both";
+  if (!["Tarball", "Bundle", "Both"].includes(format)) throw new ConfigError(`--format must be Tarball, Bundle or Both, not ${format}`);
+  const bucket = bucketFrom(env, values.insecure ?? false);
+  try {
+    const result = await produce({
+      bucket,
+      prefix: values.prefix ?? "",
+      repos,
+      recipients,
+      signingKey: keyFile ? readFileSync(keyFile, "utf8") : undefined,
+      format,
+      fullEvery: Number(values["full-every"]),
+      workDir,
+      dryRun,
+    });
+    return result.repos;
+  } finally {
+    bucket.close();
+  }
+}
+
+async function runConsume(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean): Promise<RepoOutcome[]> {
+  const identity = required(env, "PRIVATE_KEY").trim();
+  registerSecret(identity);
+  const server = gitlab(env);
+  const caPath = env.INTERNAL_GIT_CA_PATH;
+  const credentials = caPath ? { ...server.credentials, caCert: readFileSync(caPath, "utf8") } : server.credentials;
+  const push = values.push as "Force" | "FastForward";
+  if (push !== "Force" && push !== "FastForward") throw new ConfigError(`--push must be Force or FastForward, not ${String(push)}`);
+  const verify = (values["verify-key"] ?? []).map((f) => readFileSync(f, "utf8"));
+  const bucket = bucketFrom(env, values.insecure ?? false);
+  try {
+    const result = await consume({
+      bucket,
+      prefix: values.prefix ?? "",
+      identities: [identity],
+      verify,
+      destination: { baseUrl: server.baseUrl, credentials },
+      push,
+      workDir,
+      dryRun,
+    });
+    for (const key of result.unreadable) process.stderr.write(`skipped ${key}: not a partition-sync object key\n`);
+    return result.repos;
+  } finally {
+    bucket.close();
+  }
+}
+
+function print(outcomes: RepoOutcome[]): boolean {
+  for (const o of outcomes) {
+    const what = o.error
+      ? `FAILED (${o.error.stage}): ${o.error.message}`
+      : o.changed
+        ? `${o.commit?.slice(0, 12)} (${o.format}, ${o.bytes} bytes)`
+        : `in sync at ${o.commit?.slice(0, 12) ?? "-"}`;
+    process.stdout.write(`${o.destination}\t${what}\n`);
+  }
+  return outcomes.every((o) => !o.error);
+}
+
+export async function runPartition(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<number> {
+  const [command, ...rest] = argv;
+  try {
+    const { values } = parseArgs({ args: goFlags(rest), options: OPTIONS, allowPositionals: true, allowNegative: true });
+    if (values.help || !command || command === "--help" || command === "-h") {
+      process.stdout.write(PARTITION_USAGE);
+      return 0;
+    }
+    if (command !== "produce" && command !== "consume") throw new ConfigError(`unknown command "${command}"`);
+    return await loop(command, values, env);
+  } catch (err) {
+    process.stderr.write(`gitsync partition: ${errorText(err)}\n`);
+    return err instanceof ConfigError || (err as { code?: string }).code?.startsWith("ERR_PARSE_ARGS") ? 2 : 1;
+  }
+}
+
+async function loop(command: "produce" | "consume", values: Values, env: NodeJS.ProcessEnv): Promise<number> {
+  const dryRun = values["dry-run"] ?? truthy(env.DRY_RUN) ?? false;
+  const runOnce = values["run-once"] ?? truthy(env.RUN_ONCE) ?? true;
+  const sleepMs = parseDuration(env.RECONCILE_SLEEP_TIME ?? "5m");
+  const workDir = path.resolve(env.WORKDIR ?? path.join(os.tmpdir(), "gitsync-partition"));
+  await mkdir(workDir, { recursive: true });
+  for (;;) {
+    const outcomes = command === "produce" ? await runProduce(values, env, workDir, dryRun) : await runConsume(values, env, workDir, dryRun);
+    const ok = print(outcomes);
+    if (runOnce) return ok ? 0 : 1;
+    await sleep(sleepMs);
+  }
+}

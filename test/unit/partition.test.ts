@@ -1,0 +1,156 @@
+import assert from "node:assert/strict";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import * as tar from "tar";
+import { goFlags, reposFromDesiredState } from "../../src/cli/partition.js";
+import { checkTarball, entryProblem, ExtractRejected } from "../../src/partition/archive.js";
+import { signDigest, verifyDigest } from "../../src/partition/crypto.js";
+import { decodeKey, encodeKey, KeyError } from "../../src/partition/key.js";
+import { bundleChain, lastShipped, type BucketObject } from "../../src/partition/select.js";
+
+const A = "a".repeat(40);
+const B = "b".repeat(40);
+const C = "c".repeat(40);
+
+describe("partition object keys (the old tool's wire format)", () => {
+  it("writes compact JSON in the old field order, base64 with padding, .tar.age", () => {
+    const key = encodeKey({ group: "team/sub", projectName: "app", commitSha: A, localBranch: "main", remoteBranch: "release", format: "Tarball" });
+    assert.ok(key.endsWith(".tar.age"));
+    assert.equal(
+      Buffer.from(key.slice(0, key.indexOf(".")), "base64").toString(),
+      `{"group":"team/sub","project_name":"app","commit_sha":"${A}","local_branch":"main","remote_branch":"release"}`,
+    );
+    assert.deepEqual(decodeKey(key), { group: "team/sub", projectName: "app", commitSha: A, localBranch: "main", remoteBranch: "release", format: "Tarball" });
+  });
+
+  it("escapes <, > and & as Go's encoding/json does", () => {
+    const key = encodeKey({ group: "a&b", projectName: "<x>", commitSha: A, localBranch: "m", remoteBranch: "m", format: "Tarball" });
+    assert.match(Buffer.from(key.split(".")[0]!, "base64").toString(), /"group":"a\\u0026b","project_name":"\\u003cx\\u003e"/);
+    assert.equal(decodeKey(key).projectName, "<x>");
+  });
+
+  it("reads the older single branch field as both branches, and bundles with base_sha", () => {
+    const old = Buffer.from(JSON.stringify({ group: "g", project_name: "p", commit_sha: A, branch: "main" })).toString("base64") + ".tar.age";
+    assert.deepEqual([decodeKey(old).localBranch, decodeKey(old).remoteBranch], ["main", "main"]);
+    const bundle = encodeKey({ group: "g", projectName: "p", commitSha: B, localBranch: "main", remoteBranch: "main", format: "Bundle", baseSha: A });
+    assert.ok(bundle.endsWith(".bundle.age"));
+    assert.deepEqual([decodeKey(bundle).format, decodeKey(bundle).baseSha], ["Bundle", A.slice(0, 12)]);
+  });
+
+  it("refuses keys it cannot read, naming them", () => {
+    for (const bad of [
+      "nodot",
+      "abc.zip",
+      `${Buffer.from("not json").toString("base64")}.tar.age`,
+      `${Buffer.from('{"group":"g"}').toString("base64")}.tar.age`,
+    ]) {
+      assert.throws(
+        () => decodeKey(bad),
+        (err: unknown) => err instanceof KeyError && err.message.includes(bad),
+      );
+    }
+  });
+});
+
+describe("which objects of a destination matter", () => {
+  const object = (commitSha: string, format: "Tarball" | "Bundle", baseSha?: string): BucketObject => ({
+    key: `${commitSha.slice(0, 1)}-${format}`,
+    size: 1,
+    group: "g",
+    projectName: "p",
+    localBranch: "main",
+    remoteBranch: "main",
+    commitSha,
+    format,
+    ...(baseSha ? { baseSha } : {}),
+  });
+
+  it("follows bundles from a commit, in order, whatever the listing order", () => {
+    const objects = [object(C, "Bundle", B), object(A, "Tarball"), object(B, "Bundle", A)];
+    assert.deepEqual(
+      bundleChain(objects, A).map((o) => o.commitSha),
+      [B, C],
+    );
+    assert.deepEqual(bundleChain(objects, C), []);
+    assert.deepEqual(lastShipped(objects), { commit: C, bundles: 2 });
+    assert.equal(lastShipped([object(B, "Bundle", A)]), undefined, "no full object: nothing to build on");
+  });
+});
+
+describe("safe extraction", () => {
+  const cases: [string, Parameters<typeof entryProblem>, RegExp | undefined][] = [
+    ["a file", ["src/main.go", "File", undefined], undefined],
+    ["a .git object", [".git/objects/ab/cdef", "File", undefined], undefined],
+    ["an absolute path", ["/etc/passwd", "File", undefined], /absolute path/],
+    ["a parent path", ["a/../../x", "File", undefined], /leaves the folder/],
+    ["a device", ["dev/sda", "BlockDevice", undefined], /BlockDevice, not a file/],
+    ["a FIFO", ["pipe", "FIFO", undefined], /FIFO/],
+    ["a link inside", ["a/link", "SymbolicLink", "../b"], undefined],
+    ["a link out", ["a/link", "SymbolicLink", "../../etc"], /leaves the folder/],
+    ["an absolute link", ["link", "SymbolicLink", "/etc/shadow"], /leaves the folder/],
+  ];
+  for (const [what, args, problem] of cases) {
+    it(`${problem ? "refuses" : "accepts"} ${what}`, () => {
+      const found = entryProblem(...args);
+      if (problem) assert.match(found ?? "", problem);
+      else assert.equal(found, undefined);
+    });
+  }
+
+  it("stops at the size limit, before the rest is decompressed", async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), "psync-unit-"));
+    await mkdir(path.join(dir, "repo"));
+    await writeFile(path.join(dir, "repo", "big"), Buffer.alloc(64 * 1024));
+    await tar.create({ gzip: true, cwd: path.join(dir, "repo"), file: path.join(dir, "a.tar.gz") }, ["big"]);
+    assert.deepEqual(await checkTarball(path.join(dir, "a.tar.gz"), 1024 * 1024), { files: 1, bytes: 64 * 1024 });
+    await assert.rejects(
+      checkTarball(path.join(dir, "a.tar.gz"), 1024),
+      (err: unknown) => err instanceof ExtractRejected && /more than 1024 bytes/.test(err.message),
+    );
+  });
+});
+
+describe("object signatures", () => {
+  it("verifies with the signer's public key only", () => {
+    const ours = generateKeyPairSync("ed25519");
+    const theirs = generateKeyPairSync("ed25519");
+    const pem = (k: typeof ours, part: "privateKey" | "publicKey") =>
+      part === "privateKey" ? k.privateKey.export({ type: "pkcs8", format: "pem" }).toString() : k.publicKey.export({ type: "spki", format: "pem" }).toString();
+    const digest = "ab".repeat(32);
+    const signature = signDigest(digest, pem(ours, "privateKey"));
+    assert.ok(verifyDigest(digest, signature, [pem(theirs, "publicKey"), pem(ours, "publicKey")]));
+    assert.ok(!verifyDigest(digest, signature, [pem(theirs, "publicKey")]));
+    assert.ok(!verifyDigest("cd".repeat(32), signature, [pem(ours, "publicKey")]), "another ciphertext");
+    assert.ok(!verifyDigest(digest, undefined, [pem(ours, "publicKey")]), "unsigned");
+  });
+});
+
+describe("gitsync partition configuration", () => {
+  it("takes the old tool's Go-style flags", () => {
+    assert.deepEqual(goFlags(["-dry-run", "-run-once=false", "--format", "Bundle"]), ["--dry-run", "--no-run-once", "--format", "Bundle"]);
+    assert.deepEqual(goFlags(["-run-once=true"]), ["--run-once"]);
+  });
+
+  it("reads the old desired-state file, naming a bad entry", () => {
+    const server = { baseUrl: "https://gitlab.example", credentials: undefined };
+    const doc = `apps_v1:
+  - codeComponents:
+      - gitlabSync:
+          sourceProject: { name: app, group: team, branch: main }
+          destinationProject: { name: app-mirror, group: inside, branch: release }
+      - gitlabSync: null
+`;
+    assert.deepEqual(reposFromDesiredState(doc, "d.yaml", server), [
+      {
+        source: { url: "https://gitlab.example/team/app.git", branch: "main", credentials: undefined },
+        destination: { group: "inside", project: "app-mirror", branch: "release" },
+      },
+    ]);
+    assert.throws(
+      () => reposFromDesiredState(doc.replace("branch: release", "x: 1"), "d.yaml", server),
+      /d\.yaml: apps_v1\[0\]\.codeComponents\[0\]\.gitlabSync\.destinationProject needs name, group and branch/,
+    );
+  });
+});
