@@ -4,13 +4,13 @@
 // in sync, 1 when one failed, 2 on a configuration error.
 
 import { readFileSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parse } from "yaml";
 import { consume, produce, type ProducerRepo, type RepoOutcome } from "../engines/partition.js";
 import type { GitCredentials } from "../git/auth.js";
+import { WorkDirs } from "../git/workdir.js";
 import { Bucket } from "../s3/bucket.js";
 import { sleep } from "../util/backoff.js";
 import { parseDuration } from "../util/duration.js";
@@ -210,10 +210,13 @@ async function loop(command: "produce" | "consume", values: Values, env: NodeJS.
   const dryRun = values["dry-run"] ?? truthy(env.DRY_RUN) ?? false;
   const runOnce = values["run-once"] ?? truthy(env.RUN_ONCE) ?? true;
   const sleepMs = parseDuration(env.RECONCILE_SLEEP_TIME ?? "5m");
-  const workDir = path.resolve(env.WORKDIR ?? path.join(os.tmpdir(), "gitsync-partition"));
-  await mkdir(workDir, { recursive: true });
+  // Our own folder inside WORKDIR: swept at start (what a killed run left), each run in a temporary folder removed after it.
+  const workDirs = new WorkDirs(path.join(path.resolve(env.WORKDIR ?? os.tmpdir()), "gitsync-partition"));
+  await workDirs.sweep();
   for (;;) {
-    const outcomes = command === "produce" ? await runProduce(values, env, workDir, dryRun) : await runConsume(values, env, workDir, dryRun);
+    const outcomes = await workDirs.withTemp(command, (workDir) =>
+      command === "produce" ? runProduce(values, env, workDir, dryRun) : runConsume(values, env, workDir, dryRun),
+    );
     const ok = print(outcomes);
     if (runOnce) return ok ? 0 : 1;
     await sleep(sleepMs);
