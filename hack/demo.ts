@@ -5,8 +5,10 @@
 
 import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from "node:fs";
 import { execFileSync } from "node:child_process";
+import { generateKeyPairSync } from "node:crypto";
 import path from "node:path";
 import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { generateIdentity, identityToRecipient } from "age-encryption";
 import { runOperator } from "../src/cli/operator.js";
 import { controllers } from "../src/controllers/index.js";
 import { Environment } from "./env/environment.js";
@@ -30,6 +32,7 @@ env.git.createRepo("weather-dataset", {
 });
 await seedBackups(env);
 seedComposeRepo(env);
+const partition = await seedPartition(env);
 await env.installCrds();
 await env.kubectlOk(["create", "namespace", "gitsync-system"]);
 await env.kubectlOk(["create", "secret", "generic", "git-demo", `--from-literal=username=${env.git.username}`, `--from-literal=password=${env.git.password}`]);
@@ -47,11 +50,16 @@ if (datasets) {
   ]);
 }
 
+await env.kubectlOk(["create", "secret", "generic", "age-demo", `--from-literal=identity.agekey=${partition.identity}`]);
+await env.kubectlOk(["create", "secret", "generic", "signing-demo", `--from-literal=signing.key=${partition.signingKey}`]);
+
 if (inCluster) await installOperator(env);
 
 const samples = path.join(ROOT, "deploy/samples");
 const files = existsSync(samples) ? readdirSync(samples).filter((f) => f.endsWith(".yaml")) : [];
 for (const file of files) await env.kubectlOk(["apply", "-f", path.join(samples, file)]);
+// The producer encrypts to the identity made for this demo.
+await env.kubectlOk(["patch", "psync", "open-side", "--type=merge", "-p", JSON.stringify({ spec: { recipients: [partition.recipient] } })]);
 
 // A folder holding `kubectl` itself, so that a pasted PATH line works in every shell (an alias
 // in pasted text is not expanded by some).
@@ -67,8 +75,9 @@ gitsync demo is running. In another terminal:
   export PATH=${kubectlDir}:$PATH
   kubectl get gitsync -A
   kubectl get pods -A          # the operator (${inCluster ? "in-cluster, two replicas" : "out of cluster, in this terminal"}), CoreDNS
-  kubectl wait --for=condition=Ready shs/shop cbs/backups dsa/weather cdep/shop-compose --timeout=3m
+  kubectl wait --for=condition=Ready shs/shop cbs/backups dsa/weather cdep/shop-compose psync/open-side psync/inside --timeout=3m
   kubectl get cdep,deploy,svc,cm    # the compose project's services, rolled only when they change
+  kubectl get psync                 # open/catalog mirrored to inside/catalog through the bucket
   npx gitsync dataset ls weather   # with ETCD_ENDPOINTS=${datasets?.endpoint} ETCD_CACERT=${datasets?.caFile}
                                    # ETCD_USERNAME=${datasets?.operator.username} ETCD_PASSWORD=<from the etcd-demo Secret>
   kubectl describe shs shop
@@ -164,6 +173,23 @@ function seedComposeRepo(environment: Environment): void {
     "web/conf/nested/routes.conf": "route / v1\n",
     "worker/settings.ini": "[worker]\nthreads=2\n",
   });
+}
+
+/** The bucket, repos and keys deploy/samples/partitionsync.yaml names. */
+async function seedPartition(environment: Environment): Promise<{ identity: string; recipient: string; signingKey: string }> {
+  environment.git.createRepo("open/catalog", { "README.md": "The product catalog\n", "items.csv": "sku,name\n1,kettle\n" });
+  environment.git.createRepo("inside/catalog");
+  const s3 = new S3Client({
+    endpoint: environment.s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: environment.s3.accessKey, secretAccessKey: environment.s3.secretKey },
+  });
+  await s3.send(new CreateBucketCommand({ Bucket: "partition" }));
+  s3.destroy();
+  const identity = await generateIdentity();
+  const signingKey = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  return { identity, recipient: await identityToRecipient(identity), signingKey };
 }
 
 /** The config repos deploy/samples/servicehandshake.yaml names. */
