@@ -131,14 +131,19 @@ function untilInterrupted(): Promise<number> {
   });
 }
 
-/** The bucket and repo deploy/samples/clusterbackupsync.yaml names: two clusters' backups. */
-async function seedBackups(environment: Environment): Promise<void> {
-  const s3 = new S3Client({
+/** A client of the environment's S3 server, as its root account. */
+function s3Of(environment: Environment): S3Client {
+  return new S3Client({
     endpoint: environment.s3.endpoint,
     region: "us-east-1",
     forcePathStyle: true,
     credentials: { accessKeyId: environment.s3.accessKey, secretAccessKey: environment.s3.secretKey },
   });
+}
+
+/** The bucket and repo deploy/samples/clusterbackupsync.yaml names: two clusters' backups. */
+async function seedBackups(environment: Environment): Promise<void> {
+  const s3 = s3Of(environment);
   await s3.send(new CreateBucketCommand({ Bucket: "cluster-backups" }));
   for (const cluster of ["production", "staging"]) {
     for (const name of ["api", "web", "worker"]) {
@@ -179,12 +184,7 @@ function seedComposeRepo(environment: Environment): void {
 async function seedPartition(environment: Environment): Promise<{ identity: string; recipient: string; signingKey: string }> {
   environment.git.createRepo("open/catalog", { "README.md": "The product catalog\n", "items.csv": "sku,name\n1,kettle\n" });
   environment.git.createRepo("inside/catalog");
-  const s3 = new S3Client({
-    endpoint: environment.s3.endpoint,
-    region: "us-east-1",
-    forcePathStyle: true,
-    credentials: { accessKeyId: environment.s3.accessKey, secretAccessKey: environment.s3.secretKey },
-  });
+  const s3 = s3Of(environment);
   await s3.send(new CreateBucketCommand({ Bucket: "partition" }));
   s3.destroy();
   const identity = await generateIdentity();
