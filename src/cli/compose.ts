@@ -111,11 +111,18 @@ async function renderSource(source: string, values: Values, temps: string[]): Pr
   return { files, rendered: await renderFiles(files, values, name) };
 }
 
-/** Every object, ConfigMaps with their data, in application order. */
+/** A Secret of decrypted env files as review output shows it: its keys, never its values (CI logs are not a place for them). */
+function withheld(secret: Manifest): Manifest {
+  const data = Object.fromEntries(Object.keys((secret.data ?? {}) as Record<string, string>).map((key) => [key, ""]));
+  const note = { "gitsync.dev/note": "values withheld: decrypted from *.age files by the operator when it applies" };
+  return { ...secret, metadata: { ...secret.metadata, annotations: { ...secret.metadata.annotations, ...note } }, data };
+}
+
+/** Every object, ConfigMaps with their data, in application order; Secret values withheld. */
 async function manifests(files: ProjectFiles, rendered: RenderedProject): Promise<Manifest[]> {
   const out: Manifest[] = [...rendered.claims];
   for (const service of rendered.services) {
-    if (service.secret) out.push(service.secret);
+    if (service.secret) out.push(withheld(service.secret));
     for (const plan of service.configMaps) {
       const { data, binaryData } = await configMapData(files, plan);
       out.push({

@@ -7,6 +7,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { armor, Encrypter, generateIdentity, identityToRecipient } from "age-encryption";
 import { parse, parseAllDocuments } from "yaml";
 import { runGitsync } from "./helpers.js";
 import { env } from "./setup.js";
@@ -70,6 +71,24 @@ describe("gitsync compose (CLI, git server)", function () {
     );
     const removed = await gitsync(["plan", "--output", "json", "--services", "web", folder(files), `${url}#${first}`]);
     assert.equal(removed.code, 0, removed.stderr);
+  });
+
+  it("renders a project with an encrypted env file, printing the Secret's keys and never its values", async () => {
+    const identity = await generateIdentity();
+    const encrypter = new Encrypter();
+    encrypter.addRecipient(await identityToRecipient(identity));
+    const sealed = armor.encode(await encrypter.encrypt("API_TOKEN=plain-9c1f2e7d\n"));
+    const dir = folder({ "compose.yaml": "services:\n  api:\n    image: x\n    env_file: secret.env\n", "secret.env.age": sealed, "key.txt": `${identity}\n` });
+    const refused = await gitsync(["render", dir]);
+    assert.equal(refused.code, 2);
+    assert.match(refused.stderr, /secret\.env\.age: the file is encrypted/);
+    const result = await gitsync(["render", "--age-identity", path.join(dir, "key.txt"), dir]);
+    assert.equal(result.code, 0, result.stderr);
+    assert.ok(!(result.stdout + result.stderr).includes("plain-9c1f2e7d"));
+    const secret = parseAllDocuments(result.stdout)
+      .map((d) => d.toJS() as { kind: string; data?: Record<string, string> })
+      .find((d) => d.kind === "Secret");
+    assert.deepEqual(secret?.data, { API_TOKEN: "" });
   });
 
   it("exits 2 on an invalid project, naming the file, service and key", async () => {

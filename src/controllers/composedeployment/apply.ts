@@ -2,7 +2,7 @@
 // depends on (waiting for a service_healthy dependency's rollout), sending only the objects
 // that differ from the cluster, each with an ownerReference to the ComposeDeployment.
 
-import type { InventoryEntry } from "../../crds/composedeployment.js";
+import { ComposeDeploymentReason, type InventoryEntry } from "../../crds/composedeployment.js";
 import type { ServicePlan } from "../../compose/plan.js";
 import type { Manifest, RenderedProject, RenderedService } from "../../compose/render.js";
 import type { ConfigMapPlan } from "../../compose/volumes.js";
@@ -108,5 +108,5 @@ async function applyService(
   const plan = options.plans.find((p) => p.name === service.name);
   const reasons = plan && plan.action !== "unchanged" ? plan.reasons : ["the rendered objects changed"];
   result.rolled.push({ name: service.name, hash: service.hash, reasons });
-  if (!options.quiet) ctx.event("Normal", "Rolled", `${liveDeployment ? "Rolled" : "Created"} ${service.name}: ${reasons.join("; ")}`);
+  if (!options.quiet) ctx.event("Normal", ComposeDeploymentReason.Rolled, `${liveDeployment ? "Rolled" : "Created"} ${service.name}: ${reasons.join("; ")}`);
 }
