@@ -193,8 +193,9 @@ describe("controller runtime (real API server)", function () {
     await kubectlOk(["delete", "configmap", "-n", ns, "owner-probe"]);
     const cm = await eventually(() => kube.request<{ data: Record<string, string> }>("GET", `/api/v1/namespaces/${ns}/configmaps/owner-probe`), 15_000);
     assert.equal(cm.data.message, "keep me");
-    // The interval is an hour: only the watch can have caused the pass that restored it.
-    assert.equal((await getProbe(kube, ns, "owner")).status?.passes, (before.status?.passes ?? 0) + 1);
+    // The interval is an hour: only the watch can have caused the pass that restored it. The pass
+    // writes the ConfigMap before its status, so the count is awaited, not read at once.
+    await eventually(async () => assert.equal((await getProbe(kube, ns, "owner")).status?.passes, (before.status?.passes ?? 0) + 1), 15_000);
   });
 
   it("starts no pass for a label or annotation edit that is not requestedAt", async () => {
