@@ -16,7 +16,7 @@ import { redact } from "../util/redact.js";
 import { ConditionSet, markProgressing, READY, summarize, type Condition, type Outcome } from "./conditions.js";
 import { asReconcileError, ProgrammingError, ReconcileError, retry, stall } from "./errors.js";
 import type { EventRecorder, EventType } from "./events.js";
-import { FIELD_MANAGER, resourceOf, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./kube.js";
+import { FIELD_MANAGER, isConflict, resourceOf, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./kube.js";
 import { reconcileDuration, reconcileTotal } from "./metrics.js";
 import type { WorkResult } from "./queue.js";
 import { runSteps, type Step, type StepConditions } from "./steps.js";
@@ -123,8 +123,10 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
       count(outcome.result);
       return next;
     } catch (err) {
-      // Only API writes of the skeleton itself land here (finalizer, status patch).
-      log.error(`Failed to update ${this.kind}`, { error: errorText(err) });
+      // Only API writes of the skeleton itself land here (finalizer, status patch). A conflict
+      // means the pass read an older version than the server's: it simply runs again.
+      if (isConflict(err)) log.info(`${this.kind} changed during the pass; running it again`);
+      else log.error(`Failed to update ${this.kind}`, { error: errorText(err) });
       return (count("retrying"), { failed: true });
     }
   }
@@ -151,9 +153,12 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     ctx.status.observedGeneration = generation;
     const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
     if (requestedAt) ctx.status.lastHandledReconcileAt = requestedAt;
-    if (!isDeepStrictEqual(ctx.status, started)) await this.patchStatus(object, ctx.status);
-
-    await this.announce(object, { before: original.conditions, after: conditions, stepEvents: pendingEvents, outcome }, log);
+    try {
+      if (!isDeepStrictEqual(ctx.status, started)) await this.patchStatus(object, ctx.status);
+    } finally {
+      // What the steps did happened, even when the status write must be retried: say so once.
+      await this.announce(object, { before: original.conditions, after: conditions, stepEvents: pendingEvents, outcome }, log);
+    }
     return { outcome, next: this.nextPass(object, outcome, ctx.requeueAfterMs) };
   }
 
@@ -292,13 +297,19 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     });
   }
 
+  /**
+   * Merge patch of the status, guarded by the resourceVersion the pass started from: a pass that
+   * read a cache older than the last status write fails with a conflict and runs again, rather
+   * than writing old fields back. The object's resourceVersion follows our own writes.
+   */
   private async patchStatus(object: CustomObject<Spec, Status>, status: Status): Promise<void> {
-    const { namespace, name } = object.metadata;
-    await this.deps.kube.request("PATCH", resourcePath(this.resource, namespace, name, "status"), {
-      body: { status },
+    const { namespace, name, resourceVersion } = object.metadata;
+    const updated = await this.deps.kube.request<KubeObject>("PATCH", resourcePath(this.resource, namespace, name, "status"), {
+      body: { metadata: { resourceVersion }, status },
       contentType: "application/merge-patch+json",
       query: { fieldManager: FIELD_MANAGER },
     });
+    object.metadata.resourceVersion = updated.metadata.resourceVersion;
   }
 }
 
