@@ -27,6 +27,9 @@ const MANAGED_BY: Record<string, string> = { "app.kubernetes.io/managed-by": "gi
 
 export type RolloutPolicy = "Changed" | "AllOnProjectChange";
 
+/** How long a new pod must stay ready before it counts (Deployment minReadySeconds). */
+export const MIN_READY_SECONDS = 3;
+
 /** Keys that would escape the pod's isolation: refused rather than dropped. */
 const UNSAFE: Record<string, (value: unknown) => boolean> = {
   privileged: (v) => v === true,
@@ -319,6 +322,9 @@ async function renderService(project: Project, options: RenderOptions, name: str
     metadata: { ...meta(options, name, name), labels: { ...composeLabels, ...labelsFor(options, name) } },
     spec: {
       replicas,
+      // A pod counts as available only after staying ready this long: a container that exits at
+      // start is briefly "ready" without a readiness probe, and must not complete a rollout.
+      minReadySeconds: MIN_READY_SECONDS,
       selector: { matchLabels: { [PART_OF_LABEL]: options.name, [NAME_LABEL]: name } },
       template: {
         metadata: { labels: podLabels, annotations: { ...annotations } },
