@@ -36,15 +36,16 @@ export const objectKey = (o: { kind: string; metadata: { name: string } }): stri
 
 const ownedBy = (item: LiveObject, ownerUid: string): boolean => ((item.metadata.ownerReferences ?? []) as { uid?: string }[]).some((r) => r.uid === ownerUid);
 
-/** Every object this project owns: the watched kinds by label and ownerReference uid, and the named Secrets. */
+/** Every object this project owns: the watched kinds (or those named) by label and ownerReference uid, and the named Secrets. */
 export async function listOwned(
   kube: KubeClient,
   where: { namespace: string; project: string; ownerUid: string },
   secretNames: Iterable<string> = [],
+  kinds: readonly OwnedKind[] = WATCHED_KINDS,
 ): Promise<Map<string, LiveObject>> {
   const { namespace, project, ownerUid } = where;
   const owned = new Map<string, LiveObject>();
-  for (const kind of WATCHED_KINDS) {
+  for (const kind of kinds) {
     const list = await kube.request<KubeList<LiveObject>>("GET", resourcePath(Resources[kind], namespace), {
       query: { labelSelector: `${MANAGED_SELECTOR},${PART_OF_LABEL}=${project}` },
     });

@@ -320,7 +320,8 @@ async function rollBack(ctx: Ctx, pass: Pass, failure: string): Promise<void> {
 
 /** Per-service status from the cluster as it now is. */
 async function report(ctx: Ctx, pass: Pass): Promise<void> {
-  const live = await listOwned(ctx.kube, owner(ctx));
+  // Only the Deployments' ready counts are read here: one list, not one per owned kind.
+  const live = await listOwned(ctx.kube, owner(ctx), [], ["Deployment"]);
   const previous = new Map((ctx.status.services ?? []).map((s) => [s.name, s]));
   const rolled = new Map((pass.applied?.rolled ?? []).map((r) => [r.name, r]));
   ctx.status.services = pass.rendered!.services.map((s) => {
