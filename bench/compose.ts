@@ -129,3 +129,4 @@ for (const scale of [1, 10, 100]) {
   );
   if (scale === 1) console.log(`  rolled: ${r.rolled.join(", ")}`);
 }
+console.log(`peak RSS of this process (ours and the peer): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);

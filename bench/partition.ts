@@ -86,6 +86,7 @@ try {
       `${String(commits).padStart(7)} | ${p.bytes} B, ${p.ms.toFixed(0)} ms | ${o.full.bytes} B, ${o.full.ms.toFixed(0)} ms | ${o.bundle.bytes} B, ${o.bundle.ms.toFixed(0)} ms | ${((o.bundle.bytes / o.full.bytes) * 100).toFixed(2)}% | ${(o.full.ms / p.ms).toFixed(2)}× | ${(o.bundle.ms / p.ms).toFixed(2)}×`,
     );
   }
+  console.log(`peak RSS of this process (ours; the peer's git, tar and age are children): ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MiB`);
 } finally {
   await server.stop();
   rmSync(root, { recursive: true, force: true });
