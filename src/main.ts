@@ -2,6 +2,7 @@
 // `gitsync`: the operator and the commands that run its engines once (in CI, in a CronJob).
 
 import { readFileSync } from "node:fs";
+import { nodeVersionProblem } from "./util/node-version.js";
 
 // Each command is imported only when it runs: a CronJob's `backup sync` or a CI step's
 // `handshake check` does not load the Kubernetes client or the controllers.
@@ -26,6 +27,11 @@ function version(): string {
 }
 
 async function main(argv: string[]): Promise<number> {
+  const problem = nodeVersionProblem(process.versions.node);
+  if (problem) {
+    process.stderr.write(`${problem}\n`);
+    return 2;
+  }
   const [command, ...rest] = argv;
   switch (command) {
     case "operator": {
@@ -58,4 +64,11 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-process.exitCode = await main(process.argv.slice(2));
+/** What escaped a command: one line naming the error, the stack only when asked for (GITSYNC_DEBUG=1). */
+function crashed(err: unknown): number {
+  const text = err instanceof Error ? (process.env.GITSYNC_DEBUG ? (err.stack ?? err.message) : `${err.name}: ${err.message}`) : String(err);
+  process.stderr.write(`gitsync: unexpected error: ${text}\n${process.env.GITSYNC_DEBUG ? "" : "(set GITSYNC_DEBUG=1 for the stack trace)\n"}`);
+  return 1;
+}
+
+process.exitCode = await main(process.argv.slice(2)).catch(crashed);

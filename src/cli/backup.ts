@@ -13,6 +13,7 @@ import { sleep } from "../util/backoff.js";
 import { parseDuration } from "../util/duration.js";
 import { errorText, rootLogger } from "../util/log.js";
 import { registerSecret, safeUrl } from "../util/redact.js";
+import { s3EndpointUrl } from "../util/url.js";
 import { Bucket } from "../s3/bucket.js";
 
 export const BACKUP_USAGE = `Usage: gitsync backup sync [options]
@@ -92,6 +93,11 @@ function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
   const secretKey = pick("secret-key", "MINIO_SECRET_KEY");
   if (!endpoint || !accessKey || !secretKey)
     throw new UsageError("the S3 endpoint and credentials are required (MINIO_ENDPOINT, MINIO_ACCESS_KEY, MINIO_SECRET_KEY)");
+  try {
+    s3EndpointUrl(endpoint);
+  } catch (err) {
+    throw new UsageError(`${values.endpoint ? "--endpoint" : "MINIO_ENDPOINT"}: ${(err as Error).message}`);
+  }
   const repoUrl = pick("repo", "GIT_REPOSITORY");
   const workDir = pick("work-dir", "WORK_DIR");
   if (!repoUrl && !workDir) throw new UsageError("set GIT_REPOSITORY (or --repo), or WORK_DIR alone for a download-only mirror");

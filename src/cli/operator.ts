@@ -30,25 +30,14 @@ Options:
 
 /** Runs the manager with the given controllers until SIGTERM; returns the exit code. */
 export async function runOperator(argv: string[], makeControllers: (deps: ControllerDeps) => AnyController[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      kubeconfig: { type: "string" },
-      "http-address": { type: "string", default: ":8080" },
-      "leader-elect": { type: "boolean" },
-      "no-leader-elect": { type: "boolean" },
-      "leader-election-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "gitsync-system" },
-      "leader-election-id": { type: "string", default: "gitsync-operator" },
-      "lease-duration": { type: "string", default: "15s" },
-      "renew-deadline": { type: "string", default: "10s" },
-      "retry-period": { type: "string", default: "2s" },
-      identity: { type: "string", default: process.env.POD_NAME },
-      "work-dir": { type: "string" },
-      "shutdown-timeout": { type: "string", default: "30s" },
-      "webhook-secret": { type: "string" },
-      help: { type: "boolean", short: "h" },
-    },
-  });
+  let parsed: OperatorFlags;
+  try {
+    parsed = parseOperatorFlags(argv);
+  } catch (err) {
+    process.stderr.write(`gitsync operator: ${(err as Error).message}\n\n${OPERATOR_USAGE}`);
+    return 2;
+  }
+  const { values, durations } = parsed;
   if (values.help) {
     process.stdout.write(OPERATOR_USAGE);
     return 0;
@@ -66,13 +55,13 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
       log,
       httpAddress: values["http-address"],
       identity: values.identity,
-      shutdownTimeoutMs: parseDuration(values["shutdown-timeout"]),
+      shutdownTimeoutMs: durations.shutdownTimeoutMs,
       leaderElection: leaderElect && {
         namespace: values["leader-election-namespace"],
         name: values["leader-election-id"],
-        leaseDurationMs: parseDuration(values["lease-duration"]),
-        renewDeadlineMs: parseDuration(values["renew-deadline"]),
-        retryPeriodMs: parseDuration(values["retry-period"]),
+        leaseDurationMs: durations.leaseDurationMs,
+        renewDeadlineMs: durations.renewDeadlineMs,
+        retryPeriodMs: durations.retryPeriodMs,
       },
     },
     makeControllers({ workDirs }),
@@ -86,4 +75,48 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
   } catch {
     return 1;
   }
+}
+
+const OPERATOR_OPTIONS = {
+  kubeconfig: { type: "string" },
+  "http-address": { type: "string", default: ":8080" },
+  "leader-elect": { type: "boolean" },
+  "no-leader-elect": { type: "boolean" },
+  "leader-election-namespace": { type: "string", default: process.env.POD_NAMESPACE ?? "gitsync-system" },
+  "leader-election-id": { type: "string", default: "gitsync-operator" },
+  "lease-duration": { type: "string", default: "15s" },
+  "renew-deadline": { type: "string", default: "10s" },
+  "retry-period": { type: "string", default: "2s" },
+  identity: { type: "string", default: process.env.POD_NAME },
+  "work-dir": { type: "string" },
+  "shutdown-timeout": { type: "string", default: "30s" },
+  "webhook-secret": { type: "string" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+type OperatorValues = ReturnType<typeof parseArgs<{ options: typeof OPERATOR_OPTIONS }>>["values"];
+
+interface OperatorFlags {
+  values: OperatorValues;
+  durations: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number; shutdownTimeoutMs: number };
+}
+
+/** The operator's flags, checked: an unknown flag or a duration that is none throws a message naming the flag. */
+export function parseOperatorFlags(argv: string[]): OperatorFlags {
+  const { values } = parseArgs({ args: argv, options: OPERATOR_OPTIONS });
+  const duration = (flag: "lease-duration" | "renew-deadline" | "retry-period" | "shutdown-timeout"): number => {
+    try {
+      return parseDuration(values[flag]);
+    } catch (err) {
+      throw new Error(`--${flag}: ${(err as Error).message}`, { cause: err });
+    }
+  };
+  const durations = {
+    leaseDurationMs: duration("lease-duration"),
+    renewDeadlineMs: duration("renew-deadline"),
+    retryPeriodMs: duration("retry-period"),
+    shutdownTimeoutMs: duration("shutdown-timeout"),
+  };
+  if (durations.renewDeadlineMs >= durations.leaseDurationMs) throw new Error("--renew-deadline must be shorter than --lease-duration");
+  return { values, durations };
 }

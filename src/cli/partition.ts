@@ -8,6 +8,7 @@ import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parse } from "yaml";
+import { z } from "zod";
 import { consume, produce, type ProducerRepo, type RepoOutcome } from "../engines/partition.js";
 import type { GitCredentials } from "../git/auth.js";
 import { WorkDirs } from "../git/workdir.js";
@@ -15,7 +16,9 @@ import { Bucket } from "../s3/bucket.js";
 import { sleep } from "../util/backoff.js";
 import { parseDuration } from "../util/duration.js";
 import { errorText } from "../util/log.js";
+import { fieldPath } from "../util/fields.js";
 import { registerSecret } from "../util/redact.js";
+import { assertEd25519Key, assertIdentity, assertRecipient } from "../partition/crypto.js";
 
 export const PARTITION_USAGE = `Usage: gitsync partition produce|consume [options]
 
@@ -66,6 +69,24 @@ export function goFlags(argv: string[]): string[] {
 
 const truthy = (value: string | undefined): boolean | undefined => (value === undefined || value === "" ? undefined : /^(1|true|yes)$/i.test(value));
 
+/** A file the configuration names; a missing or unreadable one is a configuration error naming the option. */
+function readConfigFile(file: string, option: string): string {
+  try {
+    return readFileSync(file, "utf8");
+  } catch (err) {
+    throw new ConfigError(`${option}: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/** Runs a check of the configuration; what it throws becomes a ConfigError (exit 2), prefixed with `what` when given. */
+function configured(check: () => void, what?: string): void {
+  try {
+    check();
+  } catch (err) {
+    throw new ConfigError(`${what ? `${what}: ` : ""}${(err as Error).message}`, { cause: err });
+  }
+}
+
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name];
   if (!value) throw new ConfigError(`${name} is not set`);
@@ -91,24 +112,36 @@ function gitlab(env: NodeJS.ProcessEnv): { baseUrl: string; credentials?: GitCre
   return { baseUrl: required(env, "GITLAB_BASE_URL").replace(/\/+$/, ""), credentials };
 }
 
-interface Project {
-  name: string;
-  group: string;
-  branch: string;
-}
+const project = z.object({ name: z.string().min(1), group: z.string().min(1), branch: z.string().min(1) });
+const desiredState = z.object({
+  apps_v1: z
+    .array(
+      z.object({
+        codeComponents: z.array(z.object({ gitlabSync: z.object({ sourceProject: project, destinationProject: project }).nullish() }).nullable()).nullish(),
+      }),
+    )
+    .nullish(),
+});
 
 /** The old producer's desired-state query result: apps_v1[].codeComponents[].gitlabSync. */
 export function reposFromDesiredState(text: string, file: string, server: ReturnType<typeof gitlab>): ProducerRepo[] {
-  const doc = parse(text) as { apps_v1?: { codeComponents?: { gitlabSync?: { sourceProject?: Project; destinationProject?: Project } | null }[] | null }[] };
+  let doc: unknown;
+  try {
+    doc = parse(text, { maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(`${file}: invalid YAML: ${(err as Error).message.split("\n")[0]}`);
+  }
+  const parsed = desiredState.safeParse(doc ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    throw new ConfigError(`${file}: ${issue ? fieldPath("", issue.path).replace(/^\./, "") : ""}: ${issue?.message ?? "invalid"}`);
+  }
   const repos: ProducerRepo[] = [];
-  for (const [a, app] of (doc?.apps_v1 ?? []).entries()) {
-    for (const [c, component] of (app.codeComponents ?? []).entries()) {
-      const sync = component.gitlabSync;
+  for (const app of parsed.data.apps_v1 ?? []) {
+    for (const component of app.codeComponents ?? []) {
+      const sync = component?.gitlabSync;
       if (!sync) continue;
-      const where = `${file}: apps_v1[${a}].codeComponents[${c}].gitlabSync`;
       const { sourceProject: src, destinationProject: dst } = sync;
-      if (!src?.name || !src.group || !src.branch) throw new ConfigError(`${where}.sourceProject needs name, group and branch`);
-      if (!dst?.name || !dst.group || !dst.branch) throw new ConfigError(`${where}.destinationProject needs name, group and branch`);
       repos.push({
         source: { url: `${server.baseUrl}/${src.group}/${src.name}.git`, branch: src.branch, credentials: server.credentials },
         destination: { group: dst.group, project: dst.name, branch: dst.branch },
@@ -123,14 +156,20 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositi
 async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean): Promise<RepoOutcome[]> {
   const file = values["desired-state"] ?? env.DESIRED_STATE_FILE;
   if (!file) throw new ConfigError("--desired-state FILE (or DESIRED_STATE_FILE) is required");
-  const repos = reposFromDesiredState(readFileSync(file, "utf8"), file, gitlab(env));
+  const repos = reposFromDesiredState(readConfigFile(file, "--desired-state"), file, gitlab(env));
   const recipients = required(env, "PUBLIC_KEY")
     .split(",")
     .map((r) => r.trim())
     .filter(Boolean);
+  if (!recipients.length) throw new ConfigError("PUBLIC_KEY holds no age recipient");
+  recipients.forEach((r, i) => configured(() => assertRecipient(r, `PUBLIC_KEY[${i}]`)));
   const keyFile = values["signing-key"] ?? env.SIGNING_KEY_FILE;
+  const signingKey = keyFile ? readConfigFile(keyFile, "--signing-key") : undefined;
+  if (signingKey) configured(() => assertEd25519Key(signingKey, "private", keyFile!));
   const format = values.format as "Tarball" | "Bundle" | "Both";
   if (!["Tarball", "Bundle", "Both"].includes(format)) throw new ConfigError(`--format must be Tarball, Bundle or Both, not ${format}`);
+  const fullEvery = Number(values["full-every"]);
+  if (!Number.isInteger(fullEvery) || fullEvery < 1) throw new ConfigError(`--full-every must be a whole number of at least 1, not "${values["full-every"]}"`);
   const bucket = bucketFrom(env, values.insecure ?? false);
   try {
     const result = await produce({
@@ -138,9 +177,9 @@ async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: strin
       prefix: values.prefix ?? "",
       repos,
       recipients,
-      signingKey: keyFile ? readFileSync(keyFile, "utf8") : undefined,
+      signingKey,
       format,
-      fullEvery: Number(values["full-every"]),
+      fullEvery,
       workDir,
       dryRun,
     });
@@ -153,12 +192,17 @@ async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: strin
 async function runConsume(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean): Promise<RepoOutcome[]> {
   const identity = required(env, "PRIVATE_KEY").trim();
   registerSecret(identity);
+  configured(() => assertIdentity(identity, "PRIVATE_KEY"));
   const server = gitlab(env);
   const caPath = env.INTERNAL_GIT_CA_PATH;
-  const credentials = caPath ? { ...server.credentials, caCert: readFileSync(caPath, "utf8") } : server.credentials;
+  const credentials = caPath ? { ...server.credentials, caCert: readConfigFile(caPath, "INTERNAL_GIT_CA_PATH") } : server.credentials;
   const push = values.push as "Force" | "FastForward";
   if (push !== "Force" && push !== "FastForward") throw new ConfigError(`--push must be Force or FastForward, not ${String(push)}`);
-  const verify = (values["verify-key"] ?? []).map((f) => readFileSync(f, "utf8"));
+  const verify = (values["verify-key"] ?? []).map((f) => {
+    const key = readConfigFile(f, "--verify-key");
+    configured(() => assertEd25519Key(key, "public", f));
+    return key;
+  });
   const bucket = bucketFrom(env, values.insecure ?? false);
   try {
     const result = await consume({
@@ -209,7 +253,8 @@ export async function runPartition(argv: string[], env: NodeJS.ProcessEnv = proc
 async function loop(command: "produce" | "consume", values: Values, env: NodeJS.ProcessEnv): Promise<number> {
   const dryRun = values["dry-run"] ?? truthy(env.DRY_RUN) ?? false;
   const runOnce = values["run-once"] ?? truthy(env.RUN_ONCE) ?? true;
-  const sleepMs = parseDuration(env.RECONCILE_SLEEP_TIME ?? "5m");
+  let sleepMs = 0;
+  configured(() => (sleepMs = parseDuration(env.RECONCILE_SLEEP_TIME ?? "5m")), "RECONCILE_SLEEP_TIME");
   // Our own folder inside WORKDIR: swept at start (what a killed run left), each run in a temporary folder removed after it.
   const workDirs = new WorkDirs(path.join(path.resolve(env.WORKDIR ?? os.tmpdir()), "gitsync-partition"));
   await workDirs.sweep();

@@ -4,6 +4,7 @@
 
 import { z } from "zod";
 import { DURATION_PATTERN } from "../util/duration.js";
+import { s3EndpointUrl } from "../util/url.js";
 
 export const GROUP = "gitsync.dev";
 export const VERSION = "v1alpha1";
@@ -42,8 +43,21 @@ export const gitSource = z.object({
   path: z.string().optional().describe("Folder inside the repository."),
 });
 
+function endpointError(endpoint: string): string | undefined {
+  try {
+    s3EndpointUrl(endpoint);
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
+  }
+}
+
 export const s3Location = z.object({
-  endpoint: z.string().min(1).describe("S3 endpoint, e.g. https://minio.example:9000."),
+  endpoint: z
+    .string()
+    .min(1)
+    .refine((e) => endpointError(e) === undefined, { error: (issue) => endpointError(String(issue.input)) })
+    .describe("S3 endpoint, e.g. https://minio.example:9000."),
   bucket: z.string().min(3).max(63),
   region: z.string().default("us-east-1"),
   prefix: z.string().optional(),

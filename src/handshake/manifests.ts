@@ -2,6 +2,7 @@
 // contract.yaml (or an OpenAPI 3 document), interface.yaml. Unknown fields are ignored;
 // a missing or malformed field is a ManifestError naming the repo, the file and the field.
 
+import semver from "semver";
 import { parseDocument } from "yaml";
 import { z } from "zod";
 import { fieldPath } from "../util/fields.js";
@@ -51,7 +52,15 @@ export class ManifestError extends Error {
   }
 }
 
-const versionField = z.union([z.string(), z.number()]).transform(String);
+// A declared version is 1, 1.4 or 1.4.2 (a leading v, a pre-release and build metadata
+// allowed); an expected version may also be a semver range (^2.1, >=2 <3). Anything else
+// ("banana") would only ever agree with itself, so it is refused where it is read.
+const VERSION = /^v?\d+(\.\d+){0,2}(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$/;
+const versionText = z.union([z.string(), z.number()]).transform((v) => String(v).trim());
+const versionField = versionText.refine((v) => VERSION.test(v), { error: (issue) => `${JSON.stringify(issue.input)} is not a version (expected e.g. 1.4.2)` });
+const expectedVersionField = versionText.refine((v) => VERSION.test(v) || semver.validRange(v) !== null, {
+  error: (issue) => `${JSON.stringify(issue.input)} is neither a version nor a semver range (expected e.g. 2.1.0 or ^2.1)`,
+});
 const endpoint = z.object({ method: z.string().min(1), path: z.string().min(1) });
 
 const serviceFile = z.object({
@@ -67,7 +76,7 @@ const serviceFile = z.object({
       z.object({
         sync: z.enum(["strict", "relaxed"]).default("strict"),
         repo: z.string().optional(),
-        version: versionField.optional(),
+        version: expectedVersionField.optional(),
         dependencies: z.array(z.object({ uuid: z.string().optional(), name: z.string().optional() })).optional(),
       }),
     )

@@ -49,6 +49,35 @@ function ed25519Key(text: string, kind: "private" | "public"): KeyObject {
   return kind === "private" ? createPrivateKey({ key: der, format: "der", type: "pkcs8" }) : createPublicKey({ key: der, format: "der", type: "spki" });
 }
 
+/** Throws unless `recipient` is an age recipient; the message names `what`. */
+export function assertRecipient(recipient: string, what: string): void {
+  try {
+    new Encrypter().addRecipient(recipient);
+  } catch {
+    throw new Error(`${what}: ${JSON.stringify(recipient.slice(0, 80))} is not an age recipient (age1...)`);
+  }
+}
+
+/** Throws unless `identity` is an age identity; the message names `what`, never the key. */
+export function assertIdentity(identity: string, what: string): void {
+  try {
+    new Decrypter().addIdentity(identity);
+  } catch {
+    throw new Error(`${what}: not an age identity (expected AGE-SECRET-KEY-1...)`);
+  }
+}
+
+/** Throws unless `text` is an Ed25519 key of the kind; the message names `what`, never the key. */
+export function assertEd25519Key(text: string, kind: "private" | "public", what: string): void {
+  let key: KeyObject;
+  try {
+    key = ed25519Key(text, kind);
+  } catch {
+    throw new Error(`${what}: not an Ed25519 ${kind} key (PEM, or 32 bytes in base64)`);
+  }
+  if (key.asymmetricKeyType !== "ed25519") throw new Error(`${what}: a ${key.asymmetricKeyType ?? "unknown"} key, not an Ed25519 ${kind} key`);
+}
+
 /** The signature of a ciphertext digest, base64. */
 export function signDigest(digestHex: string, privateKey: string): string {
   return sign(null, Buffer.from(digestHex, "hex"), ed25519Key(privateKey, "private")).toString("base64");

@@ -9,6 +9,7 @@ import { NodeHttpHandler } from "@smithy/node-http-handler";
 import { registerSecret } from "../util/redact.js";
 import type { ObjectInfo } from "../util/objects.js";
 import { mapLimit } from "../util/pool.js";
+import { s3EndpointUrl } from "../util/url.js";
 
 export interface S3Credentials {
   accessKey: string;
@@ -58,7 +59,7 @@ export class Bucket {
     readonly location: BucketLocation,
     credentials: S3Credentials,
   ) {
-    const endpoint = /^https?:\/\//.test(location.endpoint) ? location.endpoint : `${location.insecure ? "http" : "https"}://${location.endpoint}`;
+    const endpoint = s3EndpointUrl(location.endpoint, location.insecure);
     this.where = `s3 bucket ${location.bucket} at ${endpoint}`;
     this.client = new S3Client({
       endpoint,

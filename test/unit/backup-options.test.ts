@@ -59,6 +59,9 @@ describe("gitsync backup sync options (flags, then the old CronJob's environment
     ["a retry delay that is no duration", ["sync"], { ...CRONJOB_ENV, RETRY_DELAY: "soon" }, /RETRY_DELAY/],
     ["a concurrency that is no number", ["sync", "--concurrency", "many"], CRONJOB_ENV, /--concurrency must be a whole number, not "many"/],
     ["an unknown flag", ["sync", "--bukket", "x"], CRONJOB_ENV, /bukket/],
+    ["an endpoint that is no URL", ["sync"], { ...CRONJOB_ENV, MINIO_ENDPOINT: "::::" }, /^MINIO_ENDPOINT: "::::" is not an S3 endpoint/],
+    ["an endpoint of another scheme", ["sync", "--endpoint", "ftp://minio:21"], CRONJOB_ENV, /^--endpoint: .* is http:\/\/ or https:\/\//],
+    ["a retry count that is no number", ["sync"], { ...CRONJOB_ENV, RETRY_ATTEMPTS: "often" }, /RETRY_ATTEMPTS must be a whole number/],
     ["an unknown subcommand", ["restore"], CRONJOB_ENV, /unknown subcommand "restore"/],
   ];
   for (const [name, argv, env, message] of errors) {

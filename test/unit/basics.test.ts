@@ -4,7 +4,10 @@ import { assertHttpUrl, authHeaders, credentialsFromSecret } from "../../src/git
 import { formatDuration, parseDuration } from "../../src/util/duration.js";
 import { needsReconcile } from "../../src/runtime/manager.js";
 import { redact, registerSecret, safeUrl } from "../../src/util/redact.js";
+import { parseOperatorFlags } from "../../src/cli/operator.js";
 import { describeZodError } from "../../src/util/fields.js";
+import { nodeVersionProblem } from "../../src/util/node-version.js";
+import { s3EndpointUrl } from "../../src/util/url.js";
 import { ownerKey, ownerLabels } from "../../src/runtime/owners.js";
 import type { KubeObject } from "../../src/runtime/kube.js";
 
@@ -110,4 +113,31 @@ describe("ownerKey (which object a watched child reconciles)", () => {
       "team/shop",
     );
   });
+});
+
+describe("the Node.js gitsync runs on", () => {
+  for (const version of ["20.20.2", "22.11.0", "v18.0.0"])
+    it(`refuses ${version}, saying what it needs and how to get it`, () =>
+      assert.match(nodeVersionProblem(version) ?? "", /needs Node\.js 24 or newer[\s\S]*npm ci/));
+  for (const version of ["24.0.0", "24.21.0", "26.1.0"]) it(`accepts ${version}`, () => assert.equal(nodeVersionProblem(version), undefined));
+});
+
+describe("gitsync operator flags", () => {
+  it("refuses an unknown flag", () => assert.throws(() => parseOperatorFlags(["--some-unknown-flag"]), /Unknown option '--some-unknown-flag'/));
+  it("names a duration flag that holds no duration", () =>
+    assert.throws(() => parseOperatorFlags(["--retry-period", "2"]), /^Error: --retry-period: invalid duration "2"/));
+  it("refuses a renew deadline not shorter than the lease", () =>
+    assert.throws(() => parseOperatorFlags(["--lease-duration", "10s", "--renew-deadline", "10s"]), /--renew-deadline must be shorter than --lease-duration/));
+  it("reads the defaults", () =>
+    assert.deepEqual(parseOperatorFlags([]).durations, { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, shutdownTimeoutMs: 30_000 }));
+});
+
+describe("S3 endpoints", () => {
+  it("adds the scheme to a bare host:port", () => {
+    assert.equal(s3EndpointUrl("minio:9000", true), "http://minio:9000");
+    assert.equal(s3EndpointUrl("minio:9000"), "https://minio:9000");
+    assert.equal(s3EndpointUrl("http://[::1]:9000"), "http://[::1]:9000");
+  });
+  for (const bad of ["::::", "http://", "ftp://host", "http://a b"])
+    it(`refuses ${JSON.stringify(bad)}`, () => assert.throws(() => s3EndpointUrl(bad), /S3 endpoint|names no host/));
 });

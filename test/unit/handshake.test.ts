@@ -223,8 +223,35 @@ describe("parseService", () => {
       { source: "r", service: "metadata: {name: a}", contract: "apiSpec:\n  endpoints:\n    - {method: GET}\n" },
       /ManifestError: r: contract.yaml: apiSpec.endpoints\[0\].path: /,
     ],
+    [
+      "a service version that is no version",
+      { source: "r", service: "metadata: {name: a, version: banana}" },
+      /r: service.yaml: metadata.version: "banana" is not a version/,
+    ],
+    [
+      "a contract version that is no version",
+      { source: "r", service: "metadata: {name: a}", contract: "version: banana\n" },
+      /r: contract.yaml: version: "banana" is not a version/,
+    ],
+    [
+      "an expected version that is neither a version nor a range",
+      { source: "r", service: "metadata: {name: a}\ndesiredState:\n  b: {version: banana}\n" },
+      /r: service.yaml: desiredState.b.version: "banana" is neither a version nor a semver range/,
+    ],
+    [
+      "an OpenAPI version that is no version",
+      { source: "r", service: "metadata: {name: a}", openapi: { name: "openapi.yaml", text: "openapi: 3.0.3\ninfo: {title: a, version: latest}\n" } },
+      /r: openapi.yaml: info.version: "latest" is not a version/,
+    ],
   ];
   for (const [name, files, pattern] of errors) it(`names the file and field of ${name}`, () => assert.throws(() => parseService(files), pattern));
+
+  it("accepts the version forms teams write: 1, 1.4, v1.4.2, pre-releases, and ranges where a version is expected", () => {
+    for (const version of ["1", "1.4", "v1.4.2", "2.0.0-rc.1", "1.0.0+build.7"])
+      assert.doesNotThrow(() => parseService({ source: "r", service: `metadata: {name: a, version: "${version}"}` }));
+    for (const range of ["^2.1", ">=2 <3", "~1.2.0", "2.x"])
+      assert.doesNotThrow(() => parseService({ source: "r", service: `metadata: {name: a}\ndesiredState:\n  b: {version: "${range}"}\n` }));
+  });
 });
 
 describe("handshake output", () => {

@@ -1,10 +1,12 @@
 import assert from "node:assert/strict";
 import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { generateIdentity, identityToRecipient } from "age-encryption";
 import * as tar from "tar";
-import { goFlags, reposFromDesiredState } from "../../src/cli/partition.js";
+import { goFlags, reposFromDesiredState, runPartition } from "../../src/cli/partition.js";
 import { checkTarball, entryProblem, ExtractRejected } from "../../src/partition/archive.js";
 import { signDigest, verifyDigest } from "../../src/partition/crypto.js";
 import { decodeKey, encodeKey, KeyError } from "../../src/partition/key.js";
@@ -150,7 +152,87 @@ describe("gitsync partition configuration", () => {
     ]);
     assert.throws(
       () => reposFromDesiredState(doc.replace("branch: release", "x: 1"), "d.yaml", server),
-      /d\.yaml: apps_v1\[0\]\.codeComponents\[0\]\.gitlabSync\.destinationProject needs name, group and branch/,
+      /d\.yaml: apps_v1\[0\]\.codeComponents\[0\]\.gitlabSync\.destinationProject\.branch: /,
     );
   });
+
+  it("names the field of a desired-state file of the wrong shape", () => {
+    const server = { baseUrl: "https://gitlab.example", credentials: undefined };
+    assert.throws(() => reposFromDesiredState("apps_v1:\n  a: {codeComponents: []}\n", "d.yaml", server), /^Error: d\.yaml: apps_v1: /);
+    assert.throws(() => reposFromDesiredState("apps_v1:\n  - codeComponents: {x: 1}\n", "d.yaml", server), /^Error: d\.yaml: apps_v1\[0\]\.codeComponents: /);
+    assert.throws(() => reposFromDesiredState("apps_v1: [\n", "d.yaml", server), /^Error: d\.yaml: invalid YAML/);
+  });
+});
+
+describe("gitsync partition refuses a bad configuration up front (exit 2, before any bucket or server)", () => {
+  let dir: string;
+  let identity: string;
+  let recipient: string;
+  before(async () => {
+    identity = await generateIdentity();
+    recipient = await identityToRecipient(identity);
+    dir = mkdtempSync(path.join(os.tmpdir(), "gitsync-partition-cli-"));
+    writeFileSync(path.join(dir, "desired.yaml"), "apps_v1: []\n");
+    writeFileSync(path.join(dir, "mapping.yaml"), "apps_v1:\n  shop: {codeComponents: []}\n");
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  // Port 9 on loopback: nothing listens, so a command that got as far as the bucket would fail with 1, not 2.
+  const base = (): NodeJS.ProcessEnv => ({
+    AWS_ACCESS_KEY_ID: "ak",
+    AWS_SECRET_ACCESS_KEY: "sk-not-a-real-secret",
+    AWS_S3_BUCKET: "b",
+    AWS_ENDPOINT_URL: "http://127.0.0.1:9",
+    GITLAB_BASE_URL: "http://127.0.0.1:9",
+    WORKDIR: dir,
+    PUBLIC_KEY: recipient,
+    PRIVATE_KEY: identity,
+    DESIRED_STATE_FILE: path.join(dir, "desired.yaml"),
+  });
+
+  async function run(argv: string[], env: NodeJS.ProcessEnv): Promise<{ code: number; err: string }> {
+    let err = "";
+    const write = process.stderr.write.bind(process.stderr);
+    process.stderr.write = (chunk: string) => ((err += chunk), true);
+    try {
+      return { code: await runPartition(argv, env), err };
+    } finally {
+      process.stderr.write = write;
+    }
+  }
+
+  const cases: [string, string[], NodeJS.ProcessEnv, RegExp][] = [
+    ["a desired-state file whose apps_v1 is a mapping", ["produce"], { DESIRED_STATE_FILE: path.join("%DIR%", "mapping.yaml") }, /mapping\.yaml: apps_v1: /],
+    [
+      "a missing desired-state file",
+      ["produce"],
+      { DESIRED_STATE_FILE: "/nonexistent/desired.yaml" },
+      /--desired-state: cannot read \/nonexistent\/desired\.yaml: ENOENT/,
+    ],
+    ["a PUBLIC_KEY that is no age recipient", ["produce"], { PUBLIC_KEY: "age1nope" }, /PUBLIC_KEY\[0\]: "age1nope" is not an age recipient/],
+    ["a second PUBLIC_KEY that is no age recipient", ["produce"], { PUBLIC_KEY: "%RECIPIENT%,ssh-rsa AAAA" }, /PUBLIC_KEY\[1\]: /],
+    ["a PRIVATE_KEY that is no age identity", ["consume"], { PRIVATE_KEY: "AGE-SECRET-KEY-1THISISNOTAKEY" }, /PRIVATE_KEY: not an age identity/],
+    [
+      "a RECONCILE_SLEEP_TIME that is no duration",
+      ["consume", "-run-once=false"],
+      { RECONCILE_SLEEP_TIME: "often" },
+      /RECONCILE_SLEEP_TIME: invalid duration "often"/,
+    ],
+    ["a --full-every that is no number", ["produce", "--format", "Bundle", "--full-every", "x"], {}, /--full-every must be a whole number/],
+    ["a verify key that is no Ed25519 key", ["consume", "--verify-key", "%DIR%/desired.yaml"], {}, /desired\.yaml: not an Ed25519 public key/],
+  ];
+  for (const [name, argv, overrides, message] of cases) {
+    it(`exits 2 on ${name}, naming it`, async () => {
+      const fill = (v: string | undefined): string | undefined => v?.replace("%DIR%", dir).replace("%RECIPIENT%", recipient);
+      const env = { ...base(), ...Object.fromEntries(Object.entries(overrides).map(([k, v]) => [k, fill(v)])) };
+      const { code, err } = await run(
+        argv.map((a) => fill(a)!),
+        env,
+      );
+      assert.equal(code, 2, err);
+      assert.match(err, message);
+      assert.doesNotMatch(err, /\n\s+at /, "no stack trace");
+      assert.ok(!err.includes(identity.slice(16)), "the private key is never printed");
+    });
+  }
 });
