@@ -3,7 +3,8 @@
 FROM node:24-bookworm-slim AS build
 WORKDIR /src
 COPY package.json package-lock.json ./
-RUN npm ci --ignore-scripts --no-audit --no-fund
+COPY hack/patch-deps.mjs hack/
+RUN npm ci --ignore-scripts --no-audit --no-fund && node hack/patch-deps.mjs
 COPY . .
 RUN npx tsc -p tsconfig.json
 
@@ -11,7 +12,8 @@ FROM node:24-bookworm-slim
 WORKDIR /app
 ENV NODE_ENV=production
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+COPY hack/patch-deps.mjs hack/
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && node hack/patch-deps.mjs && npm cache clean --force
 COPY --from=build /src/dist/src ./dist/src
 USER 65532:65532
 ENTRYPOINT ["node", "/app/dist/src/main.js"]

@@ -65,6 +65,7 @@ export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Pro
       cwd: app,
       stdio: ["ignore", "ignore", "inherit"],
     });
+    execFileSync(process.execPath, [path.join(ROOT, "hack/patch-deps.mjs"), path.join(app, "node_modules")], { stdio: ["ignore", "ignore", "inherit"] });
     rmSync(path.join(app, "package-lock.json"));
     mkdirSync(path.join(root, "etc"));
     writeFileSync(path.join(root, "etc/passwd"), `root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${OPERATOR_UID}:${OPERATOR_UID}::/work:/sbin/nologin\n`);

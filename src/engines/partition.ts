@@ -289,12 +289,17 @@ async function consumeOne(req: ConsumeRequest, destination: string, objects: Buc
     });
     const previous = req.previous?.get(destination);
     const stale = new Set(previous?.stale ?? []);
-    const candidates = objects.filter((o) => o.commitSha !== head && !stale.has(o.key));
+    const pool = objects.filter((o) => !stale.has(o.key));
+    const candidates = pool.filter((o) => o.commitSha !== head);
     if (!candidates.length) return { destination, commit: head, bytes: 0, changed: false, stale: [...stale] };
     const chain = head ? bundleChain(candidates, head) : [];
     if (chain.length) return await pushChain(req, { destination, url, dir, head: head!, chain });
+    if (head) {
+      const fromAncestor = await pushChainFromAncestor(req, { destination, url, dir, head, candidates, stale });
+      if (fromAncestor) return fromAncestor;
+    }
     const shippedHead = head !== undefined && (objects.some((o) => o.commitSha === head) || head === previous?.pushedCommit);
-    return await pushNewestFull(req, { destination, url, dir, head, candidates, shippedHead, stale });
+    return await pushNewestFull(req, { destination, url, dir, head, candidates: candidates.filter((o) => !stale.has(o.key)), pool, shippedHead, stale });
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -332,14 +337,63 @@ async function pushChain(req: ConsumeRequest, ctx: ChainContext): Promise<RepoOu
   if (req.dryRun) return { destination: ctx.destination, commit: ctx.head, bytes: 0, changed: false, format: "Bundle" };
   const repo = new GitRepository(ctx.url, path.join(ctx.dir, "dest.git"), req.destination.credentials, 1);
   await repo.sync({ branch: target.remoteBranch });
-  let bytes = 0;
-  for (const [i, bundle] of ctx.chain.entries()) {
-    const file = path.join(ctx.dir, `b${i}.bundle`);
-    bytes += await download(req, bundle, file);
-    await applyBundle(path.join(ctx.dir, "dest.git"), await readBytes(file));
-  }
+  const bytes = await applyChain(req, path.join(ctx.dir, "dest.git"), ctx.chain, path.join(ctx.dir, "chain"));
   await pushTo(repo, target.commitSha, target.remoteBranch, false);
   return { destination: ctx.destination, commit: target.commitSha, bytes, changed: true, format: "Bundle" };
+}
+
+/** Downloads each bundle of a chain in order and adds its objects to `gitdir`; returns the bytes downloaded. */
+async function applyChain(req: ConsumeRequest, gitdir: string, chain: readonly BucketObject[], scratch: string): Promise<number> {
+  await mkdir(scratch, { recursive: true });
+  let bytes = 0;
+  for (const [i, bundle] of chain.entries()) {
+    const file = path.join(scratch, `b${i}.bundle`);
+    bytes += await download(req, bundle, file);
+    await applyBundle(gitdir, await readBytes(file));
+    await rm(file, { force: true });
+  }
+  return bytes;
+}
+
+interface AncestorContext {
+  destination: string;
+  url: string;
+  dir: string;
+  head: string;
+  candidates: BucketObject[];
+  /** Grows by the chains that bring nothing new, so later passes skip them without a fetch. */
+  stale: Set<string>;
+}
+
+/**
+ * A bundle chain whose base is an ancestor of the destination's head, rather than the head
+ * itself (the head was pushed by someone else, e.g. the old tool during a migration): when
+ * the chain's end contains the head, it is a fast-forward. Needs the destination's history,
+ * so it runs only when such bundles exist. Undefined when no chain applies; chains whose end
+ * the destination already holds are added to `stale`.
+ */
+async function pushChainFromAncestor(req: ConsumeRequest, ctx: AncestorContext): Promise<RepoOutcome | undefined> {
+  const starts = ctx.candidates.filter((o) => o.format === "Bundle" && o.baseSha !== undefined && !ctx.head.startsWith(o.baseSha));
+  if (!starts.length) return undefined;
+  const gitdir = path.join(ctx.dir, "history.git");
+  const repo = new GitRepository(ctx.url, gitdir, req.destination.credentials, null);
+  await repo.sync({ branch: starts[0]!.remoteBranch });
+  const chains = starts.map((start) => [start, ...bundleChain(ctx.candidates, start.commitSha)]).sort((a, b) => b.length - a.length);
+  for (const chain of chains) {
+    const base = await repo.expand(chain[0]!.baseSha!);
+    if (!base || !(await repo.contains(ctx.head, base))) continue;
+    const end = chain.at(-1)!;
+    if (await repo.contains(ctx.head, end.commitSha)) {
+      for (const o of chain) ctx.stale.add(o.key);
+      continue;
+    }
+    if (req.dryRun) return { destination: ctx.destination, commit: ctx.head, bytes: 0, changed: false, format: "Bundle" };
+    const bytes = await applyChain(req, gitdir, chain, path.join(ctx.dir, "ancestor-chain"));
+    if (!(await repo.contains(end.commitSha, ctx.head))) continue;
+    await pushTo(repo, end.commitSha, end.remoteBranch, false);
+    return { destination: ctx.destination, commit: end.commitSha, bytes, changed: true, format: "Bundle", stale: [...ctx.stale] };
+  }
+  return undefined;
 }
 
 async function readBytes(file: string): Promise<Uint8Array> {
@@ -363,6 +417,8 @@ interface FullContext {
   dir: string;
   head: string | undefined;
   candidates: BucketObject[];
+  /** Every object of the destination not judged stale: the bundles a full object's chain may use. */
+  pool: BucketObject[];
   /** The destination is at a commit that came through the bucket (an object's, or the one we pushed). */
   shippedHead: boolean;
   stale: Set<string>;
@@ -370,13 +426,16 @@ interface FullContext {
 
 interface Extracted {
   object: BucketObject;
+  /** The full object's commit, or the end of the bundle chain applied on top of it. */
+  commit: string;
   repo: GitRepository;
   bytes: number;
 }
 
+/** Downloads and extracts a full object, then applies the bundle chain that follows it: a candidate at the chain's end. */
 async function extract(req: ConsumeRequest, ctx: FullContext, object: BucketObject, i: number): Promise<Extracted> {
   const file = path.join(ctx.dir, `o${i}.tar.gz`);
-  const bytes = await download(req, object, file);
+  let bytes = await download(req, object, file);
   const folder = path.join(ctx.dir, `o${i}`);
   await mkdir(folder);
   try {
@@ -387,13 +446,16 @@ async function extract(req: ConsumeRequest, ctx: FullContext, object: BucketObje
   } finally {
     await rm(file, { force: true });
   }
-  return { object, repo: new GitRepository(ctx.url, path.join(folder, ".git"), req.destination.credentials), bytes };
+  const gitdir = path.join(folder, ".git");
+  const chain = bundleChain(ctx.pool, object.commitSha);
+  if (chain.length) bytes += await applyChain(req, gitdir, chain, path.join(ctx.dir, `o${i}-chain`));
+  return { object, commit: chain.at(-1)?.commitSha ?? object.commitSha, repo: new GitRepository(ctx.url, gitdir, req.destination.credentials), bytes };
 }
 
 /**
- * The full-object path: extract each candidate, keep those that contain the destination's
- * head (fast-forwards), push the newest of them by ancestry, then any bundles after it.
- * Objects older than what we pushed are recorded as stale, never pushed.
+ * The full-object path: extract each candidate with the bundles that follow it, keep those
+ * whose end contains the destination's head (fast-forwards), and push the newest of them by
+ * ancestry. Objects older than what we pushed are recorded as stale, never pushed.
  */
 async function pushNewestFull(req: ConsumeRequest, ctx: FullContext): Promise<RepoOutcome> {
   const fulls = ctx.candidates.filter((o) => o.format === "Tarball");
@@ -402,7 +464,7 @@ async function pushNewestFull(req: ConsumeRequest, ctx: FullContext): Promise<Re
   for (const [i, object] of fulls.entries()) extracted.push(await extract(req, ctx, object, i));
   const bytes = extracted.reduce((sum, e) => sum + e.bytes, 0);
   const forward: Extracted[] = [];
-  for (const e of extracted) if (!ctx.head || (await e.repo.contains(e.object.commitSha, ctx.head))) forward.push(e);
+  for (const e of extracted) if (!ctx.head || (await e.repo.contains(e.commit, ctx.head))) forward.push(e);
   let chosen = await newest(forward);
   let force = false;
   if (!chosen) {
@@ -420,17 +482,17 @@ async function pushNewestFull(req: ConsumeRequest, ctx: FullContext): Promise<Re
     force = true;
   }
   if (req.dryRun) return { destination: ctx.destination, commit: ctx.head, bytes, changed: false, format: "Tarball" };
-  await pushTo(chosen.repo, chosen.object.commitSha, chosen.object.remoteBranch, force);
-  const after = bundleChain(ctx.candidates, chosen.object.commitSha);
-  if (after.length) return pushChain(req, { destination: ctx.destination, url: ctx.url, dir: ctx.dir, head: chosen.object.commitSha, chain: after });
-  return { destination: ctx.destination, commit: chosen.object.commitSha, bytes, changed: true, format: "Tarball", stale: [...ctx.stale] };
+  if (chosen.commit === ctx.head) return { destination: ctx.destination, commit: ctx.head, bytes, changed: false, stale: [...ctx.stale] };
+  await pushTo(chosen.repo, chosen.commit, chosen.object.remoteBranch, force);
+  const format = chosen.commit === chosen.object.commitSha ? "Tarball" : "Bundle";
+  return { destination: ctx.destination, commit: chosen.commit, bytes, changed: true, format, stale: [...ctx.stale] };
 }
 
-/** The object whose history holds every other's commit; undefined when they diverge or there are none. */
+/** The candidate whose history holds every other's commit; undefined when they diverge or there are none. */
 async function newest(objects: Extracted[]): Promise<Extracted | undefined> {
   for (const candidate of objects) {
     let holdsAll = true;
-    for (const other of objects) if (!(await candidate.repo.contains(candidate.object.commitSha, other.object.commitSha))) holdsAll = false;
+    for (const other of objects) if (!(await candidate.repo.contains(candidate.commit, other.commit))) holdsAll = false;
     if (holdsAll) return candidate;
   }
   return undefined;

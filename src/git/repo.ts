@@ -79,7 +79,8 @@ export class GitRepository {
     readonly url: string,
     readonly dir: string,
     credentials?: GitCredentials,
-    private readonly depth = 1,
+    /** How deep the first fetch goes; null: the whole history. */
+    private readonly depth: number | null = 1,
   ) {
     assertHttpUrl(url);
     this.http = createHttpClient(credentials?.caCert, this.stats);
@@ -113,7 +114,7 @@ export class GitRepository {
     const name = ref.tag ?? ref.branch ?? "main";
     if (!remote) throw new GitError("not-found", `${safeUrl(this.url)}: ${ref.tag ? "tag" : "branch"} ${name} does not exist`);
     if (await this.hasCommit(remote)) return { commit: remote, fetched: false };
-    await this.fetch(ref.commit ? undefined : { name, namespace: ref.tag ? "tags" : "heads" }, ref.commit ? undefined : this.depth);
+    await this.fetch(ref.commit ? undefined : { name, namespace: ref.tag ? "tags" : "heads" }, ref.commit ? undefined : (this.depth ?? undefined));
     if (!(await this.hasCommit(remote))) {
       throw new GitError("not-found", `${safeUrl(this.url)}: commit ${remote} is not reachable from the fetched ref`);
     }
@@ -216,7 +217,7 @@ export class GitRepository {
     const maxAttempts = options.maxAttempts ?? 5;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const head = await this.resolve({ branch: options.branch });
-      if (head && !(await this.hasCommit(head))) await this.fetch({ name: options.branch, namespace: "heads" }, this.depth);
+      if (head && !(await this.hasCommit(head))) await this.fetch({ name: options.branch, namespace: "heads" }, this.depth ?? undefined);
       if (!head) await this.ensureRepo();
       const changes = await options.change(head);
       if (changes.size === 0) return { commit: undefined, attempts: attempt };
@@ -261,6 +262,17 @@ export class GitRepository {
     if (!result.ok) {
       const detail = result.error ?? Object.values(result.refs ?? {}).find((r) => !r.ok)?.error ?? "unknown reason";
       throw new GitError("rejected", `${safeUrl(this.url)}: push of ${commit.slice(0, 12)} to ${remoteBranch} rejected: ${detail}`);
+    }
+  }
+
+  /** The full id of an abbreviated one, when this repository holds exactly one object it names. */
+  async expand(shortOid: string): Promise<string | undefined> {
+    if (/^[0-9a-f]{40}$/.test(shortOid)) return shortOid;
+    try {
+      return await git.expandOid({ fs: gitFs, gitdir: this.gitdir, oid: shortOid, cache: this.cache });
+    } catch (err) {
+      if (err instanceof Errors.NotFoundError || err instanceof Errors.AmbiguousError) return undefined;
+      throw err;
     }
   }
 

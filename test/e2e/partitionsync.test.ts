@@ -289,6 +289,83 @@ describe("PartitionSync (real operator, versitygw, git server, age CLI)", functi
     }
   });
 
+  /** The old tool's environment for `gitsync partition` against this suite's servers. */
+  function commandEnv(work: string): NodeJS.ProcessEnv {
+    return {
+      ...process.env,
+      AWS_ACCESS_KEY_ID: env().s3.accessKey,
+      AWS_SECRET_ACCESS_KEY: env().s3.secretKey,
+      AWS_REGION: "us-east-1",
+      AWS_S3_BUCKET: BUCKET,
+      AWS_ENDPOINT_URL: env().s3.endpoint,
+      GITLAB_BASE_URL: env().git.baseUrl,
+      GITLAB_USERNAME: env().git.username,
+      GITLAB_TOKEN: env().git.password,
+      WORKDIR: path.join(work, "wd"),
+      RECONCILE_SLEEP_TIME: "1s",
+      PUBLIC_KEY: recipient,
+      PRIVATE_KEY: identity,
+    };
+  }
+
+  function desiredState(work: string, project: string, sourceBranch: string): string {
+    const file = path.join(work, `${project}.yaml`);
+    const sync = {
+      sourceProject: { name: project, group: "open", branch: sourceBranch },
+      destinationProject: { name: project, group: "inside", branch: "main" },
+    };
+    writeFileSync(file, stringify({ apps_v1: [{ codeComponents: [{ gitlabSync: sync }] }] }));
+    return file;
+  }
+
+  it("ships a branch of a repo whose HEAD names a branch that does not exist", async () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), "psync-headless-"));
+    env().git.createRepo("open/headless", { "README.md": "headless\n" });
+    env().git.git("open/headless", "branch", "-m", "main", "release");
+    env().git.git("open/headless", "symbolic-ref", "HEAD", "refs/heads/gone");
+    env().git.createRepo("inside/headless");
+    const tip = env().git.git("open/headless", "rev-parse", "release");
+    const file = desiredState(work, "headless", "release");
+    const produced = await runGitsync(["partition", "produce", "--prefix", "headless/", "--desired-state", file, "--format", "Both"], commandEnv(work));
+    assert.equal(produced.code, 0, produced.stderr + produced.stdout);
+    assert.match(produced.stdout, new RegExp(`inside/headless@main\t${tip.slice(0, 12)}`));
+    const consumed = await runGitsync(["partition", "consume", "--prefix", "headless/"], commandEnv(work));
+    assert.equal(consumed.code, 0, consumed.stderr + consumed.stdout);
+    assert.equal(env().git.git("inside/headless", "rev-parse", "main"), tip);
+  });
+
+  it("fast-forwards a destination the old tool moved, from a full object and a bundle chain that pass its head", async () => {
+    const work = mkdtempSync(path.join(os.tmpdir(), "psync-migrated-"));
+    env().git.createRepo("open/migrated", { "f.txt": "1\n" });
+    env().git.commitFiles("open/migrated", { "f.txt": "2\n" }, "C2");
+    const c3 = env().git.commitFiles("open/migrated", { "f.txt": "3\n" }, "C3");
+    const file = desiredState(work, "migrated", "main");
+    const produce = () => runGitsync(["partition", "produce", "--prefix", "migrated/", "--desired-state", file, "--format", "Bundle"], commandEnv(work));
+    assert.equal((await produce()).code, 0);
+    const c4 = env().git.commitFiles("open/migrated", { "f.txt": "4\n" }, "C4");
+    env().git.commitFiles("open/migrated", { "f.txt": "5\n" }, "C5");
+    const c6 = env().git.commitFiles("open/migrated", { "f.txt": "6\n" }, "C6");
+    const second = await produce();
+    assert.equal(second.code, 0, second.stderr + second.stdout);
+    const shipped = (await keys("migrated/")).map((k) => decodeKey(k.slice("migrated/".length)));
+    assert.deepEqual(
+      shipped.map((k) => [k.format, k.commitSha, k.baseSha]).sort(),
+      [
+        ["Bundle", c6, c3.slice(0, 12)],
+        ["Tarball", c3, undefined],
+      ],
+      "the bucket holds the full object at C3 and a bundle from C3 to C6",
+    );
+    // The old tool pushed C4 during the migration; our producer never shipped it.
+    env().git.createRepo("inside/migrated");
+    env().git.git("open/migrated", "push", "--quiet", path.join(env().git.root, "inside/migrated.git"), `${c4}:refs/heads/main`);
+    const consumed = await runGitsync(["partition", "consume", "--prefix", "migrated/"], commandEnv(work));
+    assert.equal(consumed.code, 0, consumed.stderr + consumed.stdout);
+    assert.doesNotMatch(consumed.stdout, /diverged/i);
+    assert.equal(env().git.git("inside/migrated", "rev-parse", "main"), c6);
+    assert.equal(env().git.git("inside/migrated", "merge-base", "--is-ancestor", c4, "main"), "", "a fast-forward from C4");
+  });
+
   it("interoperates with the old tool's steps in both directions (age CLI, tar, native git)", async () => {
     const work = mkdtempSync(path.join(os.tmpdir(), "psync-interop-"));
     writeFileSync(path.join(work, "key.txt"), `${identity}\n`);
