@@ -3,27 +3,42 @@
 // files changed roll.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitSource, secretRef, type KindDefinition } from "./common.js";
+import { parseDuration } from "../util/duration.js";
+import { commonSpecFields, commonStatusFields, duration, gitSource, secretRef, type KindDefinition } from "./common.js";
 
-export const composeDeploymentSpec = z.object({
-  ...commonSpecFields,
-  source: gitSource.describe("The deployment repository; path is the project folder."),
-  composeFile: z.string().min(1).optional().describe("Default: compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml, the first that exists."),
-  envFile: z.string().min(1).optional().describe("The file variables are interpolated from; default .env (may be absent)."),
-  services: z.array(z.string().min(1)).optional().describe("Deploy only these services (default all)."),
-  prune: z.boolean().default(true).describe("Delete objects of services and volumes no longer in the project."),
-  wait: z.boolean().default(true).describe("Ready only when every rolled service's rollout completed."),
-  dryRun: z.boolean().default(false).describe("Plan and report; apply nothing."),
-  rollout: z
-    .enum(["Changed", "AllOnProjectChange"])
-    .default("Changed")
-    .describe("Changed: a service rolls when its own objects or files change. AllOnProjectChange: a compose or env file change rolls every service."),
-  decryption: z
-    .object({ secretRef: secretRef.describe("Secret with the key identity.agekey: an age identity (AGE-SECRET-KEY-1...).") })
-    .optional()
-    .describe("Files named X.age in the project are decrypted and used as X."),
-  rollback: z.boolean().default(false).describe("When a rollout fails its health check, re-apply the last healthy revision."),
-});
+export const composeDeploymentSpec = z
+  .object({
+    ...commonSpecFields,
+    source: gitSource.describe("The deployment repository; path is the project folder."),
+    composeFile: z.string().min(1).optional().describe("Default: compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml, the first that exists."),
+    envFile: z.string().min(1).optional().describe("The file variables are interpolated from; default .env (may be absent)."),
+    services: z.array(z.string().min(1)).optional().describe("Deploy only these services (default all)."),
+    prune: z.boolean().default(true).describe("Delete objects of services and volumes no longer in the project."),
+    wait: z.boolean().default(true).describe("Ready only when every rolled service's rollout completed."),
+    dryRun: z.boolean().default(false).describe("Plan and report; apply nothing."),
+    rollout: z
+      .enum(["Changed", "AllOnProjectChange"])
+      .default("Changed")
+      .describe("Changed: a service rolls when its own objects or files change. AllOnProjectChange: a compose or env file change rolls every service."),
+    decryption: z
+      .object({ secretRef: secretRef.describe("Secret with the key identity.agekey: an age identity (AGE-SECRET-KEY-1...).") })
+      .optional()
+      .describe("Files named X.age in the project are decrypted and used as X."),
+    rollback: z.boolean().default(false).describe("When a rollout fails its health check, re-apply the last healthy revision."),
+    healthTimeout: duration
+      .optional()
+      .describe("How long a rollout (and, with rollback, the rollback) may take to become healthy. Default: most of timeout (under half each with rollback)."),
+  })
+  .superRefine((spec, ctx) => {
+    if (!spec.timeout || !spec.healthTimeout) return;
+    const waits = spec.rollback ? 2 : 1;
+    if (parseDuration(spec.timeout) <= parseDuration(spec.healthTimeout) * waits)
+      ctx.addIssue({
+        code: "custom",
+        path: ["healthTimeout"],
+        message: `${spec.healthTimeout}${waits > 1 ? " twice (rollout and rollback)" : ""} does not fit in timeout ${spec.timeout}: raise timeout or lower healthTimeout`,
+      });
+  });
 
 const serviceStatus = z.object({
   name: z.string(),

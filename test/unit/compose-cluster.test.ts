@@ -1,5 +1,8 @@
 import assert from "node:assert/strict";
 import { configMapCurrent, configMapHash, CONFIG_HASH, covers, podReason, rolloutComplete } from "../../src/controllers/composedeployment/cluster.js";
+import { healthWaits } from "../../src/controllers/composedeployment/health.js";
+import { composeDeploymentSpec } from "../../src/crds/composedeployment.js";
+import { describeZodError } from "../../src/util/fields.js";
 import { gitBlobId } from "../../src/util/gitid.js";
 
 describe("ComposeDeployment against the cluster (pure parts)", () => {
@@ -56,5 +59,27 @@ describe("ComposeDeployment against the cluster (pure parts)", () => {
     assert.ok(!configMapCurrent(live({ "a.conf": "a=1\n", extra: "x" }), plan));
     assert.ok(!configMapCurrent(live({ "a.conf": "a=1\n" }, "other"), plan));
     assert.ok(!configMapCurrent(undefined, plan));
+  });
+});
+
+describe("ComposeDeployment health waits", () => {
+  const spec = (fields: Record<string, unknown>): unknown => ({ source: { url: "https://git.example/ops.git" }, ...fields });
+  const table: [string, Parameters<typeof healthWaits>[0], { rolloutMs: number; rollbackMs: number }][] = [
+    ["gives the rollout most of the default 5m pass", {}, { rolloutMs: 270_000, rollbackMs: 135_000 }],
+    ["splits the pass between rollout and rollback", { timeout: "10m", rollback: true }, { rolloutMs: 270_000, rollbackMs: 270_000 }],
+    [
+      "gives each wait healthTimeout, whatever the pass timeout",
+      { timeout: "30m", healthTimeout: "2m", rollback: true },
+      { rolloutMs: 120_000, rollbackMs: 120_000 },
+    ],
+  ];
+  for (const [name, input, expected] of table) it(name, () => assert.deepEqual(healthWaits(input), expected));
+
+  it("refuses a healthTimeout that does not fit in the pass timeout, naming the field", () => {
+    const refused = composeDeploymentSpec.safeParse(spec({ timeout: "5m", healthTimeout: "3m", rollback: true }));
+    assert.equal(refused.success, false);
+    assert.match(describeZodError(refused.error), /^spec\.healthTimeout: 3m twice \(rollout and rollback\) does not fit in timeout 5m/);
+    assert.ok(composeDeploymentSpec.safeParse(spec({ timeout: "5m", healthTimeout: "3m" })).success);
+    assert.ok(composeDeploymentSpec.safeParse(spec({ healthTimeout: "20m" })).success, "no pass timeout: any healthTimeout");
   });
 });

@@ -20,7 +20,7 @@ import type { GitRepository } from "../../git/repo.js";
 import { retry, stall } from "../../runtime/errors.js";
 import type { ControllerDefinition, KindStep, ReconcileContext } from "../../runtime/reconciler.js";
 import { readSecret } from "../../runtime/secrets.js";
-import { parseDuration } from "../../util/duration.js";
+import { healthWaits } from "./health.js";
 import type { ControllerDeps } from "../deps.js";
 import { syncSource } from "../source.js";
 import { applyProject, type ApplyOptions, type ApplyResult } from "./apply.js";
@@ -57,8 +57,6 @@ interface Pass {
   /** The commit was rolled back earlier and has not changed: keep the healthy revision. */
   heldBack?: boolean;
 }
-
-const DEFAULT_TIMEOUT = "5m";
 
 const namespaceOf = (ctx: Ctx): string => ctx.object.metadata.namespace ?? "default";
 const owner = (ctx: Ctx): { namespace: string; project: string; ownerUid: string } => ({
@@ -229,10 +227,9 @@ const pruneStep: CdStep = {
   },
 };
 
-/** spec.timeout bounds the pass: with rollback, the new revision's rollout gets under half of it and the rollback the rest. */
+/** When the new revision's rollout must be healthy (spec.healthTimeout, or most of spec.timeout). */
 function rolloutDeadline(ctx: Ctx): number {
-  const { timeout = DEFAULT_TIMEOUT, rollback } = ctx.object.spec;
-  return Date.now() + parseDuration(timeout) * (rollback ? 0.45 : 0.9);
+  return Date.now() + healthWaits(ctx.object.spec).rolloutMs;
 }
 
 /** Waits for every rolled service; on failure reports the pod's reason and rolls back when asked. Sets HealthCheckFailed. */
@@ -304,13 +301,13 @@ async function rollBack(ctx: Ctx, pass: Pass, failure: string): Promise<void> {
   const configData = await changedConfigMaps(files, rendered, live);
   const plans = planAgainstCluster(undefined, rendered, live);
   const applied = await applyProject(ctx, rendered, live, {
-    deadline: Date.now() + parseDuration(ctx.object.spec.timeout ?? DEFAULT_TIMEOUT) * 0.45,
+    deadline: Date.now() + healthWaits(ctx.object.spec).rollbackMs,
     configData,
     plans,
     quiet: true,
   });
   ctx.status.inventory = applied.inventory;
-  const again = await waitAll(ctx, rendered, applied, live, Date.now() + parseDuration(ctx.object.spec.timeout ?? DEFAULT_TIMEOUT) * 0.45);
+  const again = await waitAll(ctx, rendered, applied, live, Date.now() + healthWaits(ctx.object.spec).rollbackMs);
   ctx.status.failedRevision = pass.commit;
   await report(ctx, { ...pass, rendered, applied });
   const outcome = again.length ? `rollback to ${short(target)} also failed: ${again.join("; ")}` : `rolled back to ${short(target)}`;
