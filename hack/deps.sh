@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the tests and the demo use, when they are missing (these
 # machines run as root): the node's container runtime (containerd, runc, the CNI plugins,
-# iptables, conntrack), lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts, and
-# age, the CLI the old partition-sync tool encrypts with (interop tests).
+# iptables, conntrack), lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts,
+# age, the CLI the old partition-sync tool encrypts with (interop tests), and OpenSSH's sshd,
+# run as a plain process to serve git over SSH, with ssh-keygen for its keys.
 set -euo pipefail
 
 packages=()
@@ -13,6 +14,8 @@ command -v containerd >/dev/null 2>&1 || packages+=(containerd)
 command -v iptables >/dev/null 2>&1 || packages+=(iptables)
 command -v conntrack >/dev/null 2>&1 || packages+=(conntrack)
 command -v age >/dev/null 2>&1 || packages+=(age)
+[ -x /usr/sbin/sshd ] || packages+=(openssh-server)
+command -v ssh-keygen >/dev/null 2>&1 || packages+=(openssh-client)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

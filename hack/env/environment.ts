@@ -16,6 +16,7 @@ import { BridgeForward } from "./forward.js";
 import { GitServer } from "./git-server.js";
 import { BRIDGE_IP, coreDnsManifests, Node, NODE_NAME, SERVICE_CIDR } from "./node.js";
 import { freePort, forgetOnExit, ManagedProcess, portOpen, removeOnExit, toolPaths } from "./processes.js";
+import { SshServer } from "./ssh-server.js";
 
 export interface Identity {
   user: string;
@@ -40,6 +41,7 @@ export interface EnvironmentOptions {
   gitPort?: number;
   s3Port?: number;
   datasetsPort?: number;
+  sshPort?: number;
   log?: (line: string) => void;
 }
 
@@ -50,6 +52,8 @@ export class Environment {
   readonly users = new Map<string, Identity>();
   readonly s3 = { endpoint: "", region: "us-east-1", accessKey: "gitsync-test-access", secretKey: randomBytes(16).toString("hex") };
   readonly git: GitServer;
+  /** OpenSSH's sshd serving the git server's repositories over SSH. */
+  readonly ssh: SshServer;
   /** The datasets etcd; only with options.datasets. */
   readonly datasets: DatasetEtcd | undefined;
   /** The node; only with options.node. */
@@ -72,6 +76,7 @@ export class Environment {
     this.admin = this.identity("admin");
     for (const user of options.users ?? []) this.users.set(user, this.identity(user));
     this.git = new GitServer(path.join(this.dir, "git"), "gitsync", randomBytes(12).toString("hex"));
+    this.ssh = new SshServer(path.join(this.dir, "ssh"), this.git.root, this.logDir);
     this.datasets =
       options.datasets && this.tools.etcd
         ? new DatasetEtcd(path.join(this.dir, "etcd-datasets"), this.tools.etcd, this.logDir, options.datasetsPort)
@@ -105,7 +110,7 @@ export class Environment {
   async start(): Promise<void> {
     const started = Date.now();
     if (this.node) Node.createBridge();
-    await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort), this.datasets?.start()]);
+    await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort), this.ssh.start(this.options.sshPort), this.datasets?.start()]);
     await this.startApiServer();
     await this.startControllerManager();
     if (this.node) {
@@ -114,7 +119,7 @@ export class Environment {
       for (const url of served) await this.forward.add(BRIDGE_IP, Number(new URL(url).port));
     }
     this.say(
-      `Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}`,
+      `Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}, git over SSH on 127.0.0.1:${this.ssh.port}`,
     );
   }
 
@@ -124,6 +129,7 @@ export class Environment {
     await Promise.all([...this.processes.values()].map((p) => p.stop()));
     await this.datasets?.stop();
     await this.git.stop();
+    await this.ssh.stop();
     if (!this.options.keep) {
       rmSync(this.dir, { recursive: true, force: true });
       forgetOnExit(this.dir);

@@ -2,18 +2,21 @@
 // environment existing backup CronJobs already set (MINIO_*, GIT_*, WORK_DIR, RETRY_*), so a
 // team swaps its CronJob's command and keeps its configuration.
 
+import { existsSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import type { PlanOptions } from "../backup/plan.js";
 import { runBackupSync, runBackupToDirectory, type SyncResult } from "../engines/backup.js";
-import { GitRepository } from "../git/repo.js";
+import { GitError, GitRepository } from "../git/repo.js";
 import { WorkDirs } from "../git/workdir.js";
 import { sleep } from "../util/backoff.js";
 import { parseDuration } from "../util/duration.js";
 import { errorText, rootLogger } from "../util/log.js";
 import { registerSecret, safeUrl } from "../util/redact.js";
+import { isSshUrl } from "../util/giturl.js";
 import { s3EndpointUrl } from "../util/url.js";
+import { commandGitCredentials, CredentialsFileError, SSH_FLAGS } from "./git-credentials.js";
 import { Bucket } from "../s3/bucket.js";
 
 export const BACKUP_USAGE = `Usage: gitsync backup sync [options]
@@ -31,6 +34,10 @@ Options (environment variable in brackets):
   --branch NAME              default main [GIT_BRANCH]
   --username, --email        commit author and git user [GIT_USERNAME, GIT_EMAIL]
   --token TOKEN              git password or token [GIT_TOKEN]
+  --ssh-key FILE             SSH private key for an ssh:// or user@host:path repository
+                             [GIT_SSH_KEY_FILE, or SSH_KEY_PATH as the old job; default /etc/git-secrets/ssh-private-key
+                             when it exists; passphrase in GIT_SSH_KEY_PASSPHRASE]
+  --known-hosts FILE         the SSH server's host keys [GIT_KNOWN_HOSTS, default ~/.ssh/known_hosts]; always checked
   --path DIR                 folder in the repository (default the root)
   --include GLOB, --exclude GLOB   select keys (repeatable)
   --no-prune                 never delete files from the repository
@@ -48,7 +55,7 @@ export interface BackupOptions {
   bucket: { endpoint: string; bucket: string; insecure: boolean };
   credentials: { accessKey: string; secretKey: string };
   /** The git destination; without it, a download-only mirror into workDir. */
-  repo?: { url: string; branch: string; username: string; email: string; token?: string };
+  repo?: { url: string; branch: string; username: string; email: string; token?: string; sshKey?: string; knownHosts?: string };
   workDir?: string;
   plan: PlanOptions;
   recipients: string[];
@@ -113,6 +120,7 @@ function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
           username,
           email: pickOr("email", "GIT_EMAIL", "gitsync@localhost"),
           token: pick("token", "GIT_TOKEN"),
+          ...sshFiles(values, env, repoUrl),
         }
       : undefined,
     workDir,
@@ -133,6 +141,16 @@ function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
       delayMs: retryDelay(pickOr("retry-delay", "RETRY_DELAY", "5s")),
     },
   };
+}
+
+/** The old job's SSH_KEY_PATH (default /etc/git-secrets/ssh-private-key, where its CronJobs mount the key) for an SSH repository. */
+const OLD_JOB_KEY = "/etc/git-secrets/ssh-private-key";
+
+function sshFiles(values: Flags, env: NodeJS.ProcessEnv, repoUrl: string): { sshKey?: string; knownHosts?: string } {
+  if (!isSshUrl(repoUrl)) return {};
+  const sshKey = values["ssh-key"] ?? env.GIT_SSH_KEY_FILE ?? env.SSH_KEY_PATH ?? (existsSync(OLD_JOB_KEY) ? OLD_JOB_KEY : undefined);
+  if (!sshKey) throw new UsageError(`${repoUrl} is an SSH repository: set SSH_KEY_PATH or GIT_SSH_KEY_FILE (or --ssh-key) to its private key`);
+  return { sshKey, knownHosts: values["known-hosts"] ?? env.GIT_KNOWN_HOSTS };
 }
 
 function wholeNumber(name: string, text: string): number {
@@ -178,7 +196,9 @@ async function syncWithRetries(options: BackupOptions): Promise<number> {
         if (result.pruneRefused) log.warn("Refused to prune", { reason: result.pruneRefused });
         return 0;
       } catch (err) {
-        log.error("Backup sync failed", { attempt, attempts: options.retry.attempts, error: errorText(err) });
+        const final = finalFailure(err);
+        log.error("Backup sync failed", { attempt, attempts: options.retry.attempts, error: errorText(err), ...(final ? { retried: false } : {}) });
+        if (final) return final;
         if (attempt >= options.retry.attempts) return 1;
         await sleep(options.retry.delayMs);
       }
@@ -188,14 +208,24 @@ async function syncWithRetries(options: BackupOptions): Promise<number> {
   }
 }
 
+/** A failure no retry can mend: a configuration error exits 2, a host key that does not match exits 1, at once. */
+function finalFailure(err: unknown): number | undefined {
+  if (err instanceof CredentialsFileError || (err instanceof GitError && err.kind === "invalid")) return 2;
+  if (err instanceof GitError && err.kind === "host-key") return 1;
+  return undefined;
+}
+
 function syncOnce(options: BackupOptions, bucket: Bucket): Promise<SyncResult> {
   const common = { bucket, options: options.plan, recipients: options.recipients, concurrency: options.concurrency, dryRun: options.dryRun };
   const { repo } = options;
   if (!repo) return runBackupToDirectory({ ...common, dir: options.workDir as string });
   const work = new WorkDirs(options.workDir ?? path.join(os.tmpdir(), "gitsync-backup"));
+  const credentials = repo.sshKey
+    ? commandGitCredentials(process.env, { sshKey: repo.sshKey, knownHosts: repo.knownHosts })
+    : { username: repo.username, password: repo.token };
   return runBackupSync({
     ...common,
-    repo: new GitRepository(repo.url, work.cloneDir(repo.url), { username: repo.username, password: repo.token }),
+    repo: new GitRepository(repo.url, work.cloneDir(repo.url), credentials),
     branch: repo.branch,
     author: { name: repo.username, email: repo.email },
   });
@@ -231,6 +261,7 @@ const OPTIONS = {
   "retry-delay": { type: "string" },
   "health-check": { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...SSH_FLAGS,
 } as const;
 
 /** RETRY_DELAY as the old CronJobs set it: seconds ("5") or a Go duration ("5s"). */

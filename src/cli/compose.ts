@@ -18,8 +18,9 @@ import { configMapData } from "../compose/volumes.js";
 import { ageDecrypt, GitProjectFiles } from "../engines/compose.js";
 import { GitRepository, type RefSpec } from "../git/repo.js";
 import { repositoryOrigin } from "../git/worktree.js";
+import { isSshUrl } from "../util/giturl.js";
 import { errorText } from "../util/log.js";
-import { registerSecret } from "../util/redact.js";
+import { commandGitCredentials, SSH_FLAGS, SSH_USAGE } from "./git-credentials.js";
 
 export const COMPOSE_USAGE = `Usage: gitsync compose <command> [options]
 
@@ -39,7 +40,8 @@ Options:
   --services a,b        only these services
   --rollout Changed|AllOnProjectChange   default Changed
   --age-identity FILE   an age identity for files named *.age [GITSYNC_AGE_IDENTITY]
-Git credentials come from GIT_USERNAME and GIT_TOKEN.
+${SSH_USAGE}
+A URL is https://, ssh:// or user@host:path; HTTP credentials come from GIT_USERNAME and GIT_TOKEN.
 Exit codes: 0 success, 2 invalid project or input.
 `;
 
@@ -54,6 +56,7 @@ const OPTIONS = {
   "age-identity": { type: "string" },
   output: { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...SSH_FLAGS,
 } as const;
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
@@ -63,20 +66,18 @@ class UsageError extends Error {}
 /** A source: a folder, or URL#REF fetched into a temporary bare clone. */
 async function openSource(source: string, values: Values, temps: string[]): Promise<{ files: ProjectFiles; name: string }> {
   const hash = source.lastIndexOf("#");
-  if (/^https?:\/\//.test(source)) {
-    const url = hash > 0 ? source.slice(0, hash) : source;
+  const url = hash > 0 ? source.slice(0, hash) : source;
+  if (/^https?:\/\//.test(url) || isSshUrl(url)) {
     const refText = hash > 0 ? source.slice(hash + 1) : "main";
     const dir = await mkdtemp(path.join(os.tmpdir(), "gitsync-compose-"));
     temps.push(dir);
-    const password = process.env.GIT_TOKEN;
-    registerSecret(password);
-    const repo = new GitRepository(url, dir, password || process.env.GIT_USERNAME ? { username: process.env.GIT_USERNAME, password } : undefined);
+    const repo = new GitRepository(url, dir, commandGitCredentials(process.env, { sshKey: values["ssh-key"], knownHosts: values["known-hosts"] }));
     const ref: RefSpec = /^[0-9a-f]{40}$/.test(refText) ? { commit: refText } : (await repo.resolve({ tag: refText })) ? { tag: refText } : { branch: refText };
     const { commit } = await repo.sync(ref);
-    return { files: new GitProjectFiles(repo, commit, values.path), name: path.basename(url).replace(/\.git$/, "") };
+    return { files: new GitProjectFiles(repo, commit, values.path), name: path.basename(url.replace(/^.*:/, "/")).replace(/\.git$/, "") };
   }
   const folder = path.resolve(source, values.path ?? "");
-  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`${source}: not a folder or an http(s) URL#REF`);
+  if (!existsSync(folder) || !statSync(folder).isDirectory()) throw new UsageError(`${source}: not a folder or a git URL#REF`);
   return { files: new FolderFiles(folder), name: path.basename(folder) };
 }
 

@@ -29,6 +29,7 @@ import { parseDuration } from "../util/duration.js";
 import { errorText } from "../util/log.js";
 import { registerSecret } from "../util/redact.js";
 import { normalizeRepoUrl } from "../util/url.js";
+import { commandGitCredentials } from "./git-credentials.js";
 
 export const DATASET_USAGE = `Usage: gitsync dataset <command> [options]
 
@@ -49,7 +50,8 @@ Options:
   --config FILE           the old tool's config.ini: [WORKING_ENVIRONMENT] WORKDIR, OPERATOR,
                           IMPORTDIR and [ETCD] HOST, PORT
   --output text|json      default text
-Git credentials for import and publish come from GIT_USERNAME and GIT_TOKEN.
+Git credentials for import and publish come from GIT_USERNAME and GIT_TOKEN (HTTP), or
+GIT_SSH_KEY_FILE, GIT_SSH_KEY_PASSPHRASE and GIT_KNOWN_HOSTS (SSH; known_hosts defaults to ~/.ssh/known_hosts).
 Exit codes: 0 success, 1 nothing matched, 2 connection or input error.
 `;
 
@@ -218,7 +220,7 @@ async function importAdvert(store: EtcdStore, context: Context, target: { path: 
   const operator = advert.key.split("/").at(-1) ?? advert.operator;
   const dir = target.dir ?? path.join(context.config.importDir ?? ".", advert.hub, advert.date, operator);
   if (existsSync(dir)) throw new InputError(`${dir} already exists`);
-  const credentials = { username: io.env.GIT_USERNAME, password: io.env.GIT_TOKEN };
+  const credentials = commandGitCredentials(io.env);
   await cloneAtCommit({ url: advert.url, dir, branch: advert.branch, commit: advert.commit, credentials });
   io.out(`Imported ${advert.hub}/${advert.date}/${operator} into ${dir} at ${advert.commit} (verified: HEAD is the advertised commit)\n`);
   return 0;
@@ -269,7 +271,7 @@ async function publish(store: EtcdStore, context: Context, values: Flags, io: Da
     if (!SEGMENT.test(value)) throw new InputError(`${flag} "${value}": letters, digits, '.', '_' or '-' only`);
   const dir = values.repo ?? context.config.workDir ?? ".";
   const now = new Date();
-  const credentials = { username: io.env.GIT_USERNAME, password: io.env.GIT_TOKEN };
+  const credentials = commandGitCredentials(io.env);
   const folder = await commitAllAndPush({ dir, message: `sync ${advertDate(now)}`, author: { name: operator, email: `${operator}@gitsync.dev` }, credentials });
   const stats = await new GitRepository(folder.url, path.join(dir, ".git")).treeStats(folder.commit);
   const value: AdvertValue = {

@@ -17,6 +17,8 @@ import { sleep } from "../util/backoff.js";
 import { parseDuration } from "../util/duration.js";
 import { errorText } from "../util/log.js";
 import { fieldPath } from "../util/fields.js";
+import { parseGitUrl, repoUnder } from "../util/giturl.js";
+import { commandGitCredentials } from "./git-credentials.js";
 import { registerSecret } from "../util/redact.js";
 import { assertEd25519Key, assertIdentity, assertRecipient } from "../partition/crypto.js";
 
@@ -26,6 +28,7 @@ Both read the old git-partition-sync environment:
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_S3_BUCKET   the bucket
   AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL                              an S3 endpoint other than AWS (e.g. MinIO)
   GITLAB_BASE_URL, GITLAB_USERNAME, GITLAB_TOKEN                       the source (produce) or destination (consume) server
+  GIT_SSH_KEY_FILE, GIT_SSH_KEY_PASSPHRASE, GIT_KNOWN_HOSTS            for a GITLAB_BASE_URL of ssh://user@host or user@host:
   WORKDIR                                                              scratch space (default: the system's temporary folder)
   RECONCILE_SLEEP_TIME                                                 a Go duration between runs when not run once (default 5m)
   DRY_RUN, RUN_ONCE                                                    or the flags -dry-run and -run-once[=false] (run once by default)
@@ -105,11 +108,13 @@ function bucketFrom(env: NodeJS.ProcessEnv, insecure: boolean): Bucket {
   );
 }
 
+/** The git server of one side: GITLAB_BASE_URL (https://, ssh:// or user@host:), GITLAB_USERNAME and GITLAB_TOKEN, or an SSH key. */
 function gitlab(env: NodeJS.ProcessEnv): { baseUrl: string; credentials?: GitCredentials } {
-  const token = env.GITLAB_TOKEN;
-  registerSecret(token);
-  const credentials: GitCredentials | undefined = token || env.GITLAB_USERNAME ? { username: env.GITLAB_USERNAME, password: token } : undefined;
-  return { baseUrl: required(env, "GITLAB_BASE_URL").replace(/\/+$/, ""), credentials };
+  const baseUrl = required(env, "GITLAB_BASE_URL");
+  configured(() => parseGitUrl(repoUnder(baseUrl, "group/project.git")), "GITLAB_BASE_URL");
+  let credentials: GitCredentials | undefined;
+  configured(() => (credentials = commandGitCredentials(env, { username: env.GITLAB_USERNAME, token: env.GITLAB_TOKEN })));
+  return { baseUrl: /:$/.test(baseUrl) && !baseUrl.includes("://") ? baseUrl : baseUrl.replace(/\/+$/, ""), credentials };
 }
 
 const project = z.object({ name: z.string().min(1), group: z.string().min(1), branch: z.string().min(1) });
@@ -143,7 +148,7 @@ export function reposFromDesiredState(text: string, file: string, server: Return
       if (!sync) continue;
       const { sourceProject: src, destinationProject: dst } = sync;
       repos.push({
-        source: { url: `${server.baseUrl}/${src.group}/${src.name}.git`, branch: src.branch, credentials: server.credentials },
+        source: { url: repoUnder(server.baseUrl, `${src.group}/${src.name}.git`), branch: src.branch, credentials: server.credentials },
         destination: { group: dst.group, project: dst.name, branch: dst.branch },
       });
     }

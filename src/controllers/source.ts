@@ -5,7 +5,7 @@
 import type { GitSource } from "../crds/common.js";
 import { credentialsFromSecret } from "../git/auth.js";
 import { GitError, GitRepository } from "../git/repo.js";
-import { retry } from "../runtime/errors.js";
+import { retry, stall, type ReconcileError } from "../runtime/errors.js";
 import type { KubeClient } from "../runtime/kube.js";
 import { readSecret } from "../runtime/secrets.js";
 import type { ControllerDeps } from "./deps.js";
@@ -25,7 +25,19 @@ export async function syncSource(
       return { repo, commit: (await repo.sync(ref)).commit };
     });
   } catch (err) {
-    if (err instanceof GitError) throw retry(err.message, { condition, cause: err });
+    if (err instanceof GitError) throw gitFailure(err, condition);
     throw err;
   }
+}
+
+/**
+ * A git failure as the kind's condition. An unknown or changed host key and a source that is
+ * configured wrong need a person: they stall, polled at spec.interval (the Secret is not
+ * watched), so there is no retry storm. Anything else, a refused credential included, is
+ * retried with backoff.
+ */
+export function gitFailure(err: GitError, condition: string): ReconcileError {
+  if (err.kind === "host-key") return stall(err.message, { condition, reason: "HostKeyRejected", pollInputs: true, cause: err });
+  if (err.kind === "invalid") return stall(err.message, { condition, reason: "InvalidSource", pollInputs: true, cause: err });
+  return retry(err.message, { condition, cause: err });
 }

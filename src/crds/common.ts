@@ -4,6 +4,7 @@
 
 import { z } from "zod";
 import { DURATION_PATTERN } from "../util/duration.js";
+import { parseGitUrl, repoUnder } from "../util/giturl.js";
 import { s3EndpointUrl } from "../util/url.js";
 
 export const GROUP = "gitsync.dev";
@@ -33,24 +34,42 @@ export const gitRef = z
     ],
   });
 
-/** Only the HTTP(S) smart protocol: isomorphic-git speaks nothing else. */
-export const gitUrl = z.string().regex(/^https?:\/\/[^\s]+$/, "must be an http:// or https:// URL (ssh and scp-style URLs are not supported)");
+/** A repository over smart HTTP(S) or SSH: https://host/r.git, ssh://user@host[:port]/r.git or user@host:r.git. */
+export const gitUrl = z
+  .string()
+  .regex(/^(https?|ssh):\/\/[^\s]+$|^([^@/\s:]+@)?[^:/\s]+:[^\s]+$/, "must be an https://, http://, ssh:// or scp-like (user@host:path) git URL")
+  .refine((url) => gitUrlError(url) === undefined, { error: (issue) => gitUrlError(String(issue.input)) });
 
-export const gitSource = z.object({
-  url: gitUrl.describe("HTTP(S) URL of the repository."),
-  ref: gitRef.optional().describe("Exactly one of branch, tag or commit; default the branch main."),
-  secretRef: secretRef.optional().describe("Secret with username + password (or token), or bearerToken; optional ca.crt."),
-  path: z.string().optional().describe("Folder inside the repository."),
-});
+/** A git server that repositories are found under (<base>/<group>/<project>.git): a URL, or scp-like user@host: with an optional prefix. */
+export const gitServerUrl = z
+  .string()
+  .regex(/^(https?|ssh):\/\/[^\s]+$|^([^@/\s:]+@)?[^:/\s]+:[^\s]*$/, "must be an https://, http://, ssh:// or scp-like (user@host:) git server URL")
+  .refine((base) => gitUrlError(repoUnder(base, "group/project.git")) === undefined, {
+    error: (issue) => gitUrlError(repoUnder(String(issue.input), "group/project.git")),
+  });
 
-function endpointError(endpoint: string): string | undefined {
+/** The message of what `check` throws, or undefined when it passes: a parser as a zod refinement. */
+function problem(check: () => unknown): string | undefined {
   try {
-    s3EndpointUrl(endpoint);
+    check();
     return undefined;
   } catch (err) {
     return (err as Error).message;
   }
 }
+
+const gitUrlError = (url: string): string | undefined => problem(() => parseGitUrl(url));
+
+export const gitSource = z.object({
+  url: gitUrl.describe("The repository: https://, ssh:// or scp-like user@host:path."),
+  ref: gitRef.optional().describe("Exactly one of branch, tag or commit; default the branch main."),
+  secretRef: secretRef
+    .optional()
+    .describe("HTTP(S): username + password (or token), or bearerToken; optional ca.crt. SSH: identity, known_hosts and optional password (Flux's format)."),
+  path: z.string().optional().describe("Folder inside the repository."),
+});
+
+const endpointError = (endpoint: string): string | undefined => problem(() => s3EndpointUrl(endpoint));
 
 export const s3Location = z.object({
   endpoint: z

@@ -4,13 +4,13 @@
 // the consumer inside.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitUrl, s3Location, secretRef, type KindDefinition } from "./common.js";
+import { commonSpecFields, commonStatusFields, gitServerUrl, gitUrl, s3Location, secretRef, type KindDefinition } from "./common.js";
 
 const branch = z.string().min(1).max(255);
 
 const producerRepo = z.object({
   source: z.object({
-    url: gitUrl.describe("HTTP(S) URL of the source repository."),
+    url: gitUrl.describe("The source repository: https://, ssh:// or scp-like user@host:path."),
     branch: branch.describe("The branch whose tip is shipped."),
     secretRef: secretRef.optional().describe("Secret with username + password (or token), or bearerToken; optional ca.crt."),
   }),
@@ -36,7 +36,9 @@ export const partitionSyncSpec = z
     fullEvery: z.number().int().min(1).default(50).describe("Bundle format: a new full object after this many bundles."),
     destination: z
       .object({
-        baseUrl: gitUrl.describe("The destination git server; the push URL is <baseUrl>/<group>/<project>.git."),
+        baseUrl: gitServerUrl.describe(
+          "The destination git server: https://host, ssh://user@host[:port] or user@host:. The push URL is <baseUrl>/<group>/<project>.git.",
+        ),
         secretRef: secretRef.optional().describe("Secret with username + password (or token)."),
         caSecretRef: secretRef.optional().describe("Secret with ca.crt for the destination's TLS."),
       })

@@ -20,6 +20,7 @@ import { decodeKey, destinationOf, encodeKey, KeyError, type ObjectFormat } from
 import { bundleChain, byDestination, lastShipped, type BucketObject } from "../partition/select.js";
 import type { Bucket } from "../s3/bucket.js";
 import { S3Error } from "../s3/bucket.js";
+import { repoUnder } from "../util/giturl.js";
 import { mapLimit } from "../util/pool.js";
 import { safeUrl } from "../util/redact.js";
 
@@ -275,7 +276,7 @@ export async function consume(req: ConsumeRequest): Promise<ConsumeResult> {
 }
 
 export function destinationUrl(baseUrl: string, object: Pick<BucketObject, "group" | "projectName">): string {
-  return `${baseUrl.replace(/\/+$/, "")}/${object.group}/${object.projectName}.git`;
+  return repoUnder(baseUrl, `${object.group}/${object.projectName}.git`);
 }
 
 async function consumeOne(req: ConsumeRequest, destination: string, objects: BucketObject[]): Promise<RepoOutcome> {

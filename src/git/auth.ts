@@ -1,14 +1,19 @@
-// Git credentials from a Secret (ARCHITECTURE.md): username + password (a token goes in
-// password), or bearerToken; optional ca.crt. Only HTTP(S) URLs: isomorphic-git speaks
-// the smart HTTP protocol and nothing else.
+// Git credentials from a Secret (ARCHITECTURE.md), in Flux's format: for HTTP(S), username +
+// password (a token goes in password) or bearerToken, optional ca.crt; for SSH, identity (a
+// private key), optional password (its passphrase) and known_hosts.
 
-import { registerSecret, safeUrl } from "../util/redact.js";
+import { registerSecret } from "../util/redact.js";
 
 export interface GitCredentials {
   username?: string;
+  /** HTTP: the password or token. SSH: the identity's passphrase. */
   password?: string;
   bearerToken?: string;
   caCert?: string;
+  /** SSH: the private key. */
+  identity?: string;
+  /** SSH: the known_hosts lines the server's host key must match. */
+  knownHosts?: string;
 }
 
 /** Reads credentials from a Secret's decoded data and registers them for redaction. */
@@ -18,11 +23,14 @@ export function credentialsFromSecret(data: Record<string, string>, secretName: 
     password: data.password,
     bearerToken: data.bearerToken,
     caCert: data["ca.crt"],
+    identity: data.identity,
+    knownHosts: data.known_hosts,
   };
   registerSecret(creds.password);
   registerSecret(creds.bearerToken);
-  if (!creds.bearerToken && creds.password === undefined && creds.username === undefined && !creds.caCert) {
-    throw new Error(`Secret ${secretName} has none of the keys username/password, bearerToken or ca.crt`);
+  registerSecret(creds.identity);
+  if (!creds.bearerToken && creds.password === undefined && creds.username === undefined && !creds.caCert && !creds.identity && !creds.knownHosts) {
+    throw new Error(`Secret ${secretName} has none of the keys username/password, bearerToken, ca.crt, identity or known_hosts`);
   }
   return creds;
 }
@@ -36,15 +44,4 @@ export function authHeaders(creds: GitCredentials | undefined): Record<string, s
     return { Authorization: `Basic ${basic}` };
   }
   return {};
-}
-
-/** Rejects ssh:// and scp-style URLs with a message that says why and what to use instead. */
-export function assertHttpUrl(url: string): void {
-  if (/^https?:\/\//i.test(url)) return;
-  if (/^ssh:\/\//i.test(url) || /^[\w.-]+@[\w.-]+:/.test(url) || /^git:\/\//i.test(url)) {
-    throw new Error(
-      `${safeUrl(url)}: only http:// and https:// git URLs are supported (isomorphic-git speaks the smart HTTP protocol); use the repository's HTTPS URL with a token`,
-    );
-  }
-  throw new Error(`${safeUrl(url)}: not an http:// or https:// git URL`);
 }

@@ -12,24 +12,15 @@ import { mkdir } from "node:fs/promises";
 import git, { Errors, type HttpClient, type ReadTreeResult } from "isomorphic-git";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import { trimSlashes } from "../util/paths.js";
-import { redact, safeUrl } from "../util/redact.js";
-import { assertHttpUrl, authHeaders, type GitCredentials } from "./auth.js";
+import { safeUrl } from "../util/redact.js";
+import type { GitCredentials } from "./auth.js";
+import { GitError } from "./errors.js";
 import { gitFs } from "./fs.js";
-import { createHttpClient, type TransportStats } from "./http.js";
+import type { TransportStats } from "./http.js";
+import { SshError } from "./ssh.js";
+import { openTransport, sshGitError, type Transport } from "./transport.js";
 
-export type GitErrorKind = "auth" | "not-found" | "network" | "rejected" | "invalid";
-
-/** A git failure with the remote's URL (never its credentials) in the message. */
-export class GitError extends Error {
-  constructor(
-    readonly kind: GitErrorKind,
-    message: string,
-    cause?: unknown,
-  ) {
-    super(redact(message), { cause });
-    this.name = "GitError";
-  }
-}
+export { GitError, type GitErrorKind } from "./errors.js";
 
 export interface RefSpec {
   branch?: string;
@@ -71,8 +62,7 @@ const EMPTY_TREE_MODE = "040000";
 
 export class GitRepository {
   readonly stats: TransportStats = { fetches: 0, refListings: 0, pushes: 0 };
-  private readonly http: HttpClient;
-  private readonly headers: Record<string, string>;
+  private opened: Transport | undefined;
   private readonly cache = {};
 
   constructor(
@@ -82,14 +72,29 @@ export class GitRepository {
     /** How deep the first fetch goes; null: the whole history. */
     private readonly depth: number | null = 1,
   ) {
-    assertHttpUrl(url);
-    this.http = createHttpClient(credentials?.caCert, this.stats);
-    this.headers = authHeaders(credentials);
+    this.credentials = credentials;
+  }
+
+  private readonly credentials: GitCredentials | undefined;
+
+  /** Opened on first network use: a repository read only locally needs no credentials. */
+  private get transport(): Transport {
+    this.opened ??= openTransport(this.url, this.credentials, this.stats);
+    return this.opened;
+  }
+
+  private get http(): HttpClient {
+    return this.transport.http;
+  }
+
+  /** What isomorphic-git is given as the URL (for SSH, a stand-in only the SSH client reads). */
+  private get remoteUrl(): string {
+    return this.transport.url;
   }
 
   /** A fresh copy per call: isomorphic-git writes Git-Protocol into the object it is given. */
   private requestHeaders(): Record<string, string> {
-    return { ...this.headers };
+    return { ...this.transport.headers };
   }
 
   /** The kept clone is bare: reads and commits go straight to objects, no working tree. */
@@ -102,7 +107,7 @@ export class GitRepository {
     if (ref.commit) return ref.commit;
     const full = ref.tag ? `refs/tags/${ref.tag}` : `refs/heads/${ref.branch ?? "main"}`;
     const refs = await this.guard("list refs of", () =>
-      git.listServerRefs({ http: this.http, url: this.url, headers: this.requestHeaders(), prefix: full, peelTags: true }),
+      git.listServerRefs({ http: this.http, url: this.remoteUrl, headers: this.requestHeaders(), prefix: full, peelTags: true }),
     );
     const match = refs.find((r) => r.ref === full);
     return match ? (match.peeled ?? match.oid) : undefined;
@@ -252,7 +257,7 @@ export class GitRepository {
         fs: gitFs,
         http: this.http,
         gitdir: this.gitdir,
-        url: this.url,
+        url: this.remoteUrl,
         ref: "refs/heads/gitsync-push",
         remoteRef: `refs/heads/${remoteBranch}`,
         force,
@@ -289,7 +294,7 @@ export class GitRepository {
 
   private async push(branch: string, force: boolean): Promise<void> {
     const result = await this.guard("push to", () =>
-      git.push({ fs: gitFs, http: this.http, gitdir: this.gitdir, url: this.url, ref: branch, remoteRef: branch, force, headers: this.requestHeaders() }),
+      git.push({ fs: gitFs, http: this.http, gitdir: this.gitdir, url: this.remoteUrl, ref: branch, remoteRef: branch, force, headers: this.requestHeaders() }),
     );
     if (!result.ok) {
       const detail = result.error ?? Object.values(result.refs ?? {}).find((r) => !r.ok)?.error ?? "unknown reason";
@@ -341,7 +346,7 @@ export class GitRepository {
         fs: gitFs,
         http: this.http,
         gitdir: this.gitdir,
-        url: this.url,
+        url: this.remoteUrl,
         ref: ref?.name,
         // A bare commit id may be on any branch: fetch them all.
         singleBranch: ref !== undefined,
@@ -387,11 +392,15 @@ export class GitRepository {
       return await fn();
     } catch (err) {
       throw this.translate(what, err);
+    } finally {
+      this.opened?.release();
     }
   }
 
   private translate(what: string, err: unknown): GitError {
     const where = safeUrl(this.url);
+    if (err instanceof GitError) return err;
+    if (err instanceof SshError) return sshGitError(err);
     if (err instanceof Errors.HttpError) {
       const status = (err.data as { statusCode?: number }).statusCode ?? 0;
       if (status === 401 || status === 403)

@@ -5,23 +5,34 @@
 import fs from "node:fs";
 import git, { Errors } from "isomorphic-git";
 import { redact, safeUrl } from "../util/redact.js";
-import { assertHttpUrl, authHeaders, type GitCredentials } from "./auth.js";
+import type { GitCredentials } from "./auth.js";
+import { GitError } from "./errors.js";
 import { gitFs } from "./fs.js";
-import { createHttpClient } from "./http.js";
-import { GitError } from "./repo.js";
+import { SshError } from "./ssh.js";
+import { openTransport, sshGitError } from "./transport.js";
 
 /** Clones url into dir and checks out `commit` on `branch`; throws unless HEAD is then that commit. */
 export async function cloneAtCommit(options: { url: string; dir: string; branch?: string; commit: string; credentials?: GitCredentials }): Promise<string> {
   const { url, dir, branch, commit, credentials } = options;
-  assertHttpUrl(url);
-  const http = createHttpClient(credentials?.caCert);
+  const transport = openTransport(url, credentials);
   try {
-    await git.clone({ fs: gitFs, http, dir, url, ref: branch, singleBranch: true, noCheckout: true, headers: authHeaders(credentials) });
+    await git.clone({
+      fs: gitFs,
+      http: transport.http,
+      dir,
+      url: transport.url,
+      ref: branch,
+      singleBranch: true,
+      noCheckout: true,
+      headers: transport.headers,
+    });
     await git.checkout({ fs: gitFs, dir, ref: commit, force: true });
   } catch (err) {
     if (err instanceof Errors.NotFoundError)
       throw new GitError("not-found", `${safeUrl(url)}: commit ${commit} is not on ${branch ?? "the default branch"}`, err);
-    throw new GitError("network", `failed to clone ${safeUrl(url)}: ${redact(err instanceof Error ? err.message : String(err))}`, err);
+    throw networkError(`clone ${safeUrl(url)}`, err);
+  } finally {
+    transport.release();
   }
   // Keep no credentials in the clone's config.
   await git.setConfig({ fs: gitFs, dir, path: "remote.origin.url", value: safeUrl(url) });
@@ -50,7 +61,7 @@ export async function commitAllAndPush(options: {
   if (!fs.existsSync(`${dir}/.git`)) throw new GitError("invalid", `${dir} is not a git working folder (no .git)`);
   const url: unknown = await git.getConfig({ fs: gitFs, dir, path: "remote.origin.url" });
   if (typeof url !== "string" || !url) throw new GitError("invalid", `${dir}: no remote named origin`);
-  assertHttpUrl(url);
+  const transport = openTransport(url, credentials);
   const branch = (await git.currentBranch({ fs: gitFs, dir })) ?? "main";
   let changed = 0;
   for (const [filepath, head, workdir, stage] of await git.statusMatrix({ fs: gitFs, dir })) {
@@ -67,17 +78,18 @@ export async function commitAllAndPush(options: {
     commit = await git.resolveRef({ fs: gitFs, dir, ref: "HEAD" });
   }
   const result = await git
-    .push({ fs: gitFs, http: createHttpClient(credentials?.caCert), dir, url, ref: branch, remoteRef: branch, headers: authHeaders(credentials) })
+    .push({ fs: gitFs, http: transport.http, dir, url: transport.url, ref: branch, remoteRef: branch, headers: transport.headers })
     .catch((err: unknown) => {
-      throw new GitError("network", `failed to push ${branch} to ${safeUrl(url)}: ${redact(err instanceof Error ? err.message : String(err))}`, err);
-    });
+      throw networkError(`push ${branch} to ${safeUrl(url)}`, err);
+    })
+    .finally(() => transport.release());
   if (!result.ok) throw new GitError("rejected", `${safeUrl(url)}: push of ${branch} rejected: ${result.error ?? "the remote moved; pull first"}`);
   return { commit, branch, url: safeUrl(url), committed: changed > 0 };
 }
 
 /**
- * Where a folder lives in its repository: origin's URL (without credentials; an scp-style
- * or ssh:// remote as its https:// form), the checked-out branch and the folder's path.
+ * Where a folder lives in its repository: origin's URL (without credentials; an scp-like or
+ * ssh:// remote as it is), the checked-out branch and the folder's path.
  */
 export async function repositoryOrigin(folder: string): Promise<{ url: string; branch?: string; path: string }> {
   const dir = await git.findRoot({ fs: gitFs, filepath: folder }).catch(() => {
@@ -85,8 +97,7 @@ export async function repositoryOrigin(folder: string): Promise<{ url: string; b
   });
   const remote = (await git.getConfig({ fs: gitFs, dir, path: "remote.origin.url" })) as string | undefined;
   if (!remote) throw new GitError("not-found", `${dir}: the repository has no remote "origin"`);
-  const scp = /^(?:ssh:\/\/)?(?:[^@/]+@)?([^:/]+)[:/](?:\d+\/)?(.+)$/.exec(remote);
-  const url = /^https?:\/\//.test(remote) ? safeUrl(remote) : scp ? `https://${scp[1]}/${scp[2]}` : remote;
+  const url = safeUrl(remote);
   const branch = (await git.currentBranch({ fs: gitFs, dir })) ?? undefined;
   const relative = fs.realpathSync(folder).slice(fs.realpathSync(dir).length).replace(/^\/+/, "");
   return { url, branch, path: relative };
@@ -99,13 +110,22 @@ export async function repositoryOrigin(folder: string): Promise<{ url: string; b
  */
 export async function cloneForArchive(options: { url: string; dir: string; branch: string; credentials?: GitCredentials }): Promise<string> {
   const { url, dir, branch, credentials } = options;
-  assertHttpUrl(url);
+  const transport = openTransport(url, credentials);
   try {
-    await git.clone({ fs: gitFs, http: createHttpClient(credentials?.caCert), dir, url, ref: branch, singleBranch: true, headers: authHeaders(credentials) });
+    await git.clone({ fs: gitFs, http: transport.http, dir, url: transport.url, ref: branch, singleBranch: true, headers: transport.headers });
   } catch (err) {
     if (err instanceof Errors.NotFoundError) throw new GitError("not-found", `${safeUrl(url)}: branch ${branch} does not exist`, err);
-    throw new GitError("network", `failed to clone ${safeUrl(url)}: ${redact(err instanceof Error ? err.message : String(err))}`, err);
+    throw networkError(`clone ${safeUrl(url)}`, err);
+  } finally {
+    transport.release();
   }
   await git.deleteRemote({ fs: gitFs, dir, remote: "origin" });
   return git.resolveRef({ fs: gitFs, dir, ref: `refs/heads/${branch}` });
+}
+
+/** A failure of a network operation as a GitError: an SSH failure keeps its kind (a refused key or host key needs a person). */
+function networkError(what: string, err: unknown): GitError {
+  if (err instanceof GitError) return err;
+  if (err instanceof SshError) return sshGitError(err);
+  return new GitError("network", `failed to ${what}: ${redact(err instanceof Error ? err.message : String(err))}`, err);
 }

@@ -1,11 +1,16 @@
-// Repository URLs compared as the same repository: no credentials, no trailing .git or /,
-// the host lower-cased. Used by the handshake's resolution and the webhook's URL index.
+// Repository URLs compared as the same repository, whichever way they are written: no
+// credentials, no scheme or port (https://h/o/r, git@h:o/r.git and ssh://git@h:2222/o/r are
+// one repository), no trailing .git or /, the host lower-cased. Used by the handshake's
+// resolution, the webhook's URL index and the dataset adverts' ownership.
+
+import { parseGitUrl } from "./giturl.js";
 
 export function normalizeRepoUrl(url: string): string {
   try {
-    const parsed = new URL(url.trim());
-    const path = parsed.pathname.replace(/\/+$/, "").replace(/\.git$/, "");
-    return `${parsed.protocol}//${parsed.host.toLowerCase()}${path}`;
+    const parsed = parseGitUrl(url.trim());
+    if (parsed.transport === "ssh") return `//${parsed.host.toLowerCase()}/${tidyPath(parsed.path)}`;
+    const http = new URL(parsed.url);
+    return `//${http.hostname.toLowerCase()}/${tidyPath(http.pathname)}`;
   } catch {
     return url
       .trim()
@@ -13,6 +18,13 @@ export function normalizeRepoUrl(url: string): string {
       .replace(/\.git$/, "")
       .toLowerCase();
   }
+}
+
+function tidyPath(path: string): string {
+  return path
+    .replace(/^~?\/+/, "")
+    .replace(/\/+$/, "")
+    .replace(/\.git$/, "");
 }
 
 /**

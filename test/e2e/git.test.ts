@@ -162,9 +162,13 @@ describe("git layer (real smart-HTTP server)", function () {
     await assert.rejects(repoFor("no-such-repo").sync({ branch: "main" }), (e: GitError) => e.kind === "not-found" || e.kind === "network");
   });
 
-  it("rejects ssh and scp-style URLs with a message that says what to use", () => {
-    for (const url of ["ssh://git@example.com/r.git", "git@example.com:org/r.git"]) {
-      assert.throws(() => new GitRepository(url, work), /only http:\/\/ and https:\/\/ git URLs are supported/);
+  it("refuses a URL of a protocol it does not speak, naming the forms it takes", async () => {
+    for (const url of ["git://example.com/r.git", "ftp://example.com/r.git"]) {
+      await assert.rejects(new GitRepository(url, path.join(work, "refused")).resolve({ branch: "main" }), (err: GitError) => {
+        assert.equal(err.kind, "invalid");
+        assert.match(err.message, /not a git URL \(expected https:\/\/host\/repo\.git, ssh:\/\/user@host\[:port\]\/path\.git or user@host:path\.git\)/);
+        return true;
+      });
     }
   });
 

@@ -1,11 +1,14 @@
 import assert from "node:assert/strict";
+import { createHmac } from "node:crypto";
 import { z } from "zod";
-import { assertHttpUrl, authHeaders, credentialsFromSecret } from "../../src/git/auth.js";
+import { authHeaders, credentialsFromSecret } from "../../src/git/auth.js";
 import { formatDuration, parseDuration } from "../../src/util/duration.js";
 import { needsReconcile } from "../../src/runtime/manager.js";
 import { redact, registerSecret, safeUrl } from "../../src/util/redact.js";
 import { parseOperatorFlags } from "../../src/cli/operator.js";
+import { fingerprint, hostKeyAlgorithms, keysFor } from "../../src/git/known-hosts.js";
 import { describeZodError } from "../../src/util/fields.js";
+import { isSshUrl, knownHostsName, parseGitUrl } from "../../src/util/giturl.js";
 import { nodeVersionProblem } from "../../src/util/node-version.js";
 import { s3EndpointUrl } from "../../src/util/url.js";
 import { ownerKey, ownerLabels } from "../../src/runtime/owners.js";
@@ -53,13 +56,59 @@ describe("git credentials", () => {
   it("names the Secret when it holds no usable key", () => {
     assert.throws(() => credentialsFromSecret({ token: "x" }, "git-auth"), /Secret git-auth has none of the keys/);
   });
-  for (const url of ["ssh://git@h/r.git", "git@github.com:o/r.git", "git://h/r.git"]) {
-    it(`rejects ${url} and says to use HTTPS`, () => assert.throws(() => assertHttpUrl(url), /use the repository's HTTPS URL/));
-  }
-  it("accepts http and https", () => {
-    assertHttpUrl("https://h/r.git");
-    assertHttpUrl("http://127.0.0.1:8080/r.git");
+  it("reads a Secret in Flux's SSH format and registers the key for redaction", () => {
+    const creds = credentialsFromSecret({ identity: "-----BEGIN OPENSSH PRIVATE KEY-----\nabc", known_hosts: "h ssh-ed25519 AAAA" }, "s");
+    assert.equal(creds.knownHosts, "h ssh-ed25519 AAAA");
+    assert.equal(redact(`key ${creds.identity}`), "key ***");
   });
+});
+
+describe("git URLs", () => {
+  const table: [string, ReturnType<typeof parseGitUrl>][] = [
+    ["https://h.example/r.git", { transport: "http", url: "https://h.example/r.git" }],
+    ["ssh://git@h.example/srv/r.git", { transport: "ssh", user: "git", host: "h.example", port: 22, path: "/srv/r.git" }],
+    ["ssh://deploy@h.example:2222/r.git", { transport: "ssh", user: "deploy", host: "h.example", port: 2222, path: "/r.git" }],
+    ["ssh://h.example/~/r.git", { transport: "ssh", user: "git", host: "h.example", port: 22, path: "~/r.git" }],
+    ["ssh://git@[::1]:2222/r.git", { transport: "ssh", user: "git", host: "::1", port: 2222, path: "/r.git" }],
+    ["git@github.com:acme/x.git", { transport: "ssh", user: "git", host: "github.com", port: 22, path: "acme/x.git" }],
+    ["h.example:team/r.git", { transport: "ssh", user: "git", host: "h.example", port: 22, path: "team/r.git" }],
+  ];
+  for (const [url, parsed] of table) it(`reads ${url}`, () => assert.deepEqual(parseGitUrl(url), parsed));
+  for (const url of ["git://h/r.git", "ftp://h/r.git", "/local/path", "ssh://h.example", "https://"])
+    it(`refuses ${url}, naming it`, () => assert.throws(() => parseGitUrl(url), /not a git URL|names no|not a valid/));
+  it("tells SSH URLs apart", () => {
+    assert.ok(isSshUrl("git@h:r.git") && isSshUrl("ssh://h/r") && !isSshUrl("https://h/r") && !isSshUrl("/a:b"));
+  });
+  it("names a host on another port as known_hosts does", () => assert.equal(knownHostsName("h", 2222), "[h]:2222"));
+});
+
+describe("known_hosts", () => {
+  const key = Buffer.from("the host key blob");
+  const other = Buffer.from("another key blob");
+  const salt = Buffer.from("0123456789abcdef0123");
+  const hashed = (name: string): string => `|1|${salt.toString("base64")}|${createHmac("sha1", salt).update(name).digest("base64")}`;
+  const file = [
+    "# comment",
+    `git.example.com,10.0.0.1 ssh-ed25519 ${key.toString("base64")}`,
+    `[git.example.com]:2222 ecdsa-sha2-nistp256 ${other.toString("base64")} ops@laptop`,
+    `${hashed("hashed.example")} ssh-rsa ${key.toString("base64")}`,
+    `*.corp.example,!bad.corp.example ssh-ed25519 ${key.toString("base64")}`,
+    `@revoked git.example.com ssh-ed25519 ${other.toString("base64")}`,
+    `@cert-authority *.example ssh-ed25519 ${other.toString("base64")}`,
+  ].join("\n");
+  const keys = (name: string): string[] => keysFor(file, name).map((k) => `${k.revoked ? "revoked " : ""}${k.type}:${k.key.toString()}`);
+
+  it("finds a host among a pattern list, with its revoked keys", () =>
+    assert.deepEqual(keys("git.example.com"), ["ssh-ed25519:the host key blob", "revoked ssh-ed25519:another key blob"]));
+  it("keeps [host]:port entries apart from port 22", () => assert.deepEqual(keys("[git.example.com]:2222"), ["ecdsa-sha2-nistp256:another key blob"]));
+  it("matches hashed entries", () => assert.deepEqual(keys("hashed.example"), ["ssh-rsa:the host key blob"]));
+  it("matches wildcards and honours negation", () => {
+    assert.deepEqual(keys("build.corp.example"), ["ssh-ed25519:the host key blob"]);
+    assert.deepEqual(keys("bad.corp.example"), []);
+  });
+  it("offers the algorithms of the known key types (three for RSA), none for a revoked key", () =>
+    assert.deepEqual(hostKeyAlgorithms(keysFor(file, "hashed.example")), ["rsa-sha2-512", "rsa-sha2-256", "ssh-rsa"]));
+  it("prints fingerprints as ssh does", () => assert.match(fingerprint(key), /^SHA256:[A-Za-z0-9+/]{43}$/));
 });
 
 describe("describeZodError", () => {

@@ -159,8 +159,11 @@ describe("handshake pieces", () => {
     it(`${agrees ? "accepts" : "rejects"} ${actual} for ${expected} (${mode})`, () => assert.equal(versionAgrees(expected, actual, mode), agrees));
   }
 
-  it("compares repo URLs without credentials, .git, trailing slash or host case", () => {
+  it("compares repo URLs without credentials, scheme, port, .git, trailing slash or host case, SSH forms included", () => {
     assert.equal(normalizeRepoUrl("https://bot:tok@Git.Example.com/team/stock.git/"), normalizeRepoUrl("https://git.example.com/team/stock"));
+    for (const same of ["git@git.example.com:team/stock.git", "ssh://git@Git.Example.com:2222/team/stock", "http://git.example.com:8080/team/stock.git"])
+      assert.equal(normalizeRepoUrl(same), normalizeRepoUrl("https://git.example.com/team/stock"), same);
+    assert.notEqual(normalizeRepoUrl("git@git.example.com:team/stock.git"), normalizeRepoUrl("git@git.example.com:team/other.git"));
   });
 
   it("ignores parameter names and slashes in paths", () => {

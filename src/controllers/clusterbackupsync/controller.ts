@@ -20,6 +20,7 @@ import { readSecret } from "../../runtime/secrets.js";
 import { Bucket, S3Error, s3CredentialsFromSecret } from "../../s3/bucket.js";
 import { parseDuration } from "../../util/duration.js";
 import type { ControllerDeps } from "../deps.js";
+import { gitFailure } from "../source.js";
 
 type Ctx = ReconcileContext<ClusterBackupSyncSpec, ClusterBackupSyncStatus>;
 type CbsStep = KindStep<ClusterBackupSyncSpec, ClusterBackupSyncStatus, Pass>;
@@ -74,7 +75,7 @@ function sync(deps: ControllerDeps): CbsStep {
       } catch (err) {
         metrics.errors.inc(labels);
         if (err instanceof S3Error) throw retry(err.message, { condition: Condition.FetchFailed, cause: err });
-        if (err instanceof GitError) throw retry(err.message, { condition: Condition.PushFailed, cause: err });
+        if (err instanceof GitError) throw gitFailure(err, Condition.PushFailed);
         throw err;
       } finally {
         timer();

@@ -17,13 +17,14 @@ import { checkHandshake, type HandshakeResult, type Mode } from "../../handshake
 import { ManifestError, parseService, type ServiceFiles, type ServiceManifest } from "../../handshake/manifests.js";
 import { collectServiceFiles } from "../../handshake/sources.js";
 import { actualStateFor, writeBackServiceYaml } from "../../handshake/writeback.js";
-import { retry, stall } from "../../runtime/errors.js";
+import { stall } from "../../runtime/errors.js";
 import { registry } from "../../runtime/metrics.js";
 import type { ControllerDefinition, KindStep, ReconcileContext } from "../../runtime/reconciler.js";
 import { readSecret } from "../../runtime/secrets.js";
 import { joinPath } from "../../util/paths.js";
 import { safeUrl } from "../../util/redact.js";
 import type { ControllerDeps } from "../deps.js";
+import { gitFailure } from "../source.js";
 
 type Ctx = ReconcileContext<ServiceHandshakeSpec, ServiceHandshakeStatus>;
 type ShsStep = KindStep<ServiceHandshakeSpec, ServiceHandshakeStatus, Pass>;
@@ -66,7 +67,7 @@ function fetchSources(workDirs: WorkDirs): ShsStep {
         try {
           pass.sources.push(await readSource(workDirs, service, index, credentials));
         } catch (err) {
-          if (err instanceof GitError) throw retry(err.message, { condition: Condition.FetchFailed, cause: err });
+          if (err instanceof GitError) throw gitFailure(err, Condition.FetchFailed);
           throw err;
         }
       }
@@ -164,7 +165,7 @@ function writeBack(workDirs: WorkDirs): ShsStep {
         try {
           await writeBackOne(workDirs, ctx, { source, branch: source.branch, manifest, state: actualStateFor(manifest, i, pass.result.edges, now) });
         } catch (err) {
-          if (err instanceof GitError) throw retry(err.message, { condition: Condition.PushFailed, cause: err });
+          if (err instanceof GitError) throw gitFailure(err, Condition.PushFailed);
           throw err;
         }
       }
