@@ -18,11 +18,14 @@ export function redact(text: string): string {
   return out;
 }
 
-/** A URL as safe to show: no username or password. */
+/**
+ * A URL as safe to show and store: no password, and no username either, except over SSH,
+ * where the user (git@) is part of the address, not a secret.
+ */
 export function safeUrl(url: string): string {
   try {
     const parsed = new URL(url);
-    parsed.username = "";
+    if (!/^(ssh|git\+ssh|ssh\+git):$/i.test(parsed.protocol)) parsed.username = "";
     parsed.password = "";
     return parsed.toString();
   } catch {

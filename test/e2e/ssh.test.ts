@@ -6,15 +6,21 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { S3Client } from "@aws-sdk/client-s3";
 import { stringify } from "yaml";
+import { CreateBucketCommand, type S3Client } from "@aws-sdk/client-s3";
+import { generateIdentity, identityToRecipient } from "age-encryption";
+import { TESTAPP_IMAGE } from "../../hack/env/node.js";
+import { clusterBackupSyncKind, type ClusterBackupSyncStatus } from "../../src/crds/clusterbackupsync.js";
+import { composeDeploymentKind, type ComposeDeploymentStatus } from "../../src/crds/composedeployment.js";
+import { datasetAdvertKind, type DatasetAdvertStatus } from "../../src/crds/datasetadvert.js";
+import { partitionSyncKind, type PartitionSyncStatus } from "../../src/crds/partitionsync.js";
 import { serviceHandshakeKind, type ServiceHandshakeStatus } from "../../src/crds/servicehandshake.js";
 import type { GitCredentials } from "../../src/git/auth.js";
 import { GitError, GitRepository } from "../../src/git/repo.js";
 import { resourceOf, resourcePath, type KubeClient } from "../../src/runtime/kube.js";
 import { BackupBucket } from "./fixtures/backups.js";
 import { eventually, OperatorProcess, runGitsync } from "./helpers.js";
-import { waitForReady } from "./kstatus.js";
+import { waitForReady, type StatusLike } from "./kstatus.js";
 import { adminClient, adminS3, createSecret, env, kubectlOk } from "./setup.js";
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
@@ -24,6 +30,10 @@ interface Shs {
   metadata: { generation: number };
   status?: ServiceHandshakeStatus;
 }
+type Cbs = StatusLike & { status?: ClusterBackupSyncStatus };
+type Dsa = StatusLike & { status?: DatasetAdvertStatus };
+type Psync = StatusLike & { status?: PartitionSyncStatus };
+type Cdep = StatusLike & { status?: ComposeDeploymentStatus };
 
 /** Every file below a folder whose text holds a private key. */
 function keyFilesBelow(dir: string): string[] {
@@ -142,6 +152,7 @@ describe("git over SSH (OpenSSH's sshd)", function () {
       await kubectlOk(["create", "namespace", ns]);
       await createSecret(ns, "deploy-key", { identity: ssh().identity(), known_hosts: ssh().knownHosts });
       await createSecret(ns, "changed-host", { identity: ssh().identity(), known_hosts: ssh().wrongKnownHosts });
+      await createSecret(ns, "s3", { accesskey: env().s3.accessKey, secretkey: env().s3.secretKey });
       operator = OperatorProcess.start({ entry: "gitsync" });
     });
 
@@ -184,6 +195,127 @@ describe("git over SSH (OpenSSH's sshd)", function () {
       assert.ok(!everything.includes("PRIVATE KEY"), "no key in status or logs");
     });
 
+    /** Any kind's object, read as the admin. */
+    const read =
+      <T extends StatusLike>(kind: Parameters<typeof resourceOf>[0], name: string) =>
+      (): Promise<T> =>
+        kube.request<T>("GET", resourcePath(resourceOf(kind), ns, name));
+    const applyDoc = (kind: string, name: string, spec: Record<string, unknown>): Promise<string> =>
+      kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind, metadata: { name, namespace: ns }, spec }));
+    const s3Source = (bucket: string, prefix?: string) => ({
+      endpoint: env().s3.endpoint,
+      bucket,
+      insecure: true,
+      secretRef: { name: "s3" },
+      ...(prefix ? { prefix } : {}),
+    });
+
+    it("ClusterBackupSync pushes its commits over SSH", async () => {
+      const s3 = adminS3();
+      try {
+        const { bucket } = await BackupBucket.create(s3, "ssh-cbs");
+        env().git.createRepo("ssh-cbs");
+        await applyDoc("ClusterBackupSync", "ssh-cbs", {
+          interval: "2s",
+          source: s3Source("ssh-cbs"),
+          destination: { url: ssh().url("ssh-cbs"), branch: "main", secretRef: { name: "deploy-key" } },
+        });
+        const first = await waitForReady(read<Cbs>(clusterBackupSyncKind, "ssh-cbs"), "True", "Synced", 60_000);
+        assert.equal(first.status?.lastCommit, env().git.git("ssh-cbs", "rev-parse", "main"));
+        await bucket.put("clusterbackup/staging/web/configmaps/configmap-9.yaml", "kind: ConfigMap\n");
+        const next = await eventually(async () => {
+          const cbs = await read<Cbs>(clusterBackupSyncKind, "ssh-cbs")();
+          assert.notEqual(cbs.status?.lastCommit, first.status?.lastCommit);
+          return cbs;
+        }, 30_000);
+        assert.equal(next.status?.lastCommit, env().git.git("ssh-cbs", "rev-parse", "main"));
+        assert.match(env().git.git("ssh-cbs", "ls-tree", "-r", "--name-only", "main"), /configmap-9\.yaml/);
+      } finally {
+        s3.destroy();
+      }
+    });
+
+    it("DatasetAdvert advertises a repository read over SSH, and its next commit", async () => {
+      const datasets = env().datasets!;
+      await createSecret(ns, "etcd", { username: datasets.operator.username, password: datasets.operator.password, "ca.crt": datasets.caCert });
+      env().git.createRepo("ssh-dataset", { "data.csv": "a,1\n" });
+      await applyDoc("DatasetAdvert", "ssh-dataset", {
+        interval: "2s",
+        hub: "ssh-hub",
+        operator: "lab-ssh",
+        ttl: "1h",
+        source: { url: ssh().url("ssh-dataset"), ref: { branch: "main" }, secretRef: { name: "deploy-key" } },
+        etcd: { endpoints: [datasets.endpoint], secretRef: { name: "etcd" } },
+      });
+      const shortOf = (commit: string): string => `main@sha1:${commit.slice(0, 8)}`;
+      await eventually(async () => {
+        const dsa = await waitForReady(read<Dsa>(datasetAdvertKind, "ssh-dataset"), "True", "Advertised", 60_000);
+        assert.equal(dsa.status?.advertisedCommitShort, shortOf(env().git.git("ssh-dataset", "rev-parse", "main")));
+      }, 60_000);
+      const next = env().git.commitFiles("ssh-dataset", { "data.csv": "a,1\nb,2\n" }, "More data");
+      await eventually(async () => assert.equal((await read<Dsa>(datasetAdvertKind, "ssh-dataset")()).status?.advertisedCommitShort, shortOf(next)), 30_000);
+    });
+
+    it("PartitionSync ships from an SSH source and pushes to an SSH destination", async () => {
+      const s3 = adminS3();
+      try {
+        await s3.send(new CreateBucketCommand({ Bucket: "ssh-partition" }));
+        const identity = await generateIdentity();
+        await createSecret(ns, "age", { "identity.agekey": identity });
+        env().git.createRepo("open/ssh-app", { "README.md": "app\n" });
+        env().git.createRepo("inside/ssh-app");
+        const bucket = s3Source("ssh-partition");
+        await applyDoc("PartitionSync", "ssh-producer", {
+          interval: "2s",
+          role: "Producer",
+          bucket,
+          recipients: [await identityToRecipient(identity)],
+          repos: [
+            {
+              source: { url: ssh().url("open/ssh-app"), branch: "main", secretRef: { name: "deploy-key" } },
+              destination: { group: "inside", project: "ssh-app", branch: "main" },
+            },
+          ],
+        });
+        const base = `ssh://${ssh().user}@127.0.0.1:${ssh().port}${env().git.root}`;
+        await applyDoc("PartitionSync", "ssh-consumer", {
+          interval: "2s",
+          role: "Consumer",
+          bucket,
+          identitySecretRef: { name: "age" },
+          destination: { baseUrl: base, secretRef: { name: "deploy-key" } },
+        });
+        const pushed = (commit: string) => async (): Promise<void> => {
+          const psync = await read<Psync>(partitionSyncKind, "ssh-consumer")();
+          assert.equal(psync.status?.repos?.find((r) => r.destination === "inside/ssh-app@main")?.pushedCommit, commit, JSON.stringify(psync.status?.repos));
+        };
+        await eventually(pushed(env().git.git("open/ssh-app", "rev-parse", "main")), 90_000);
+        const next = env().git.commitFiles("open/ssh-app", { "NEW.md": "new\n" }, "New");
+        await eventually(pushed(next), 60_000);
+        assert.equal(env().git.git("inside/ssh-app", "rev-parse", "main"), next);
+      } finally {
+        s3.destroy();
+      }
+    });
+
+    it("ComposeDeployment deploys a project read over SSH, and rolls its next commit", async () => {
+      const compose = (greeting: string): string =>
+        `services:\n  web:\n    image: ${TESTAPP_IMAGE}\n    pull_policy: never\n    environment:\n      GREETING: ${greeting}\n`;
+      env().git.createRepo("ssh-compose", { "compose.yaml": compose("hi") });
+      await applyDoc("ComposeDeployment", "ssh-compose", {
+        interval: "3s",
+        source: { url: ssh().url("ssh-compose"), ref: { branch: "main" }, secretRef: { name: "deploy-key" } },
+      });
+      const applied = (commit: string) => async (): Promise<void> => {
+        const cdep = await read<Cdep>(composeDeploymentKind, "ssh-compose")();
+        assert.equal(cdep.status?.lastAppliedRevision, commit);
+        assert.equal(cdep.status?.conditions?.find((c) => c.type === "Ready")?.status, "True");
+      };
+      await eventually(applied(env().git.git("ssh-compose", "rev-parse", "main")), 180_000);
+      const next = env().git.commitFiles("ssh-compose", { "compose.yaml": compose("hello") }, "Greet");
+      await eventually(applied(next), 180_000);
+    });
+
     it("stalls on a changed host key, naming the host and fingerprint", async () => {
       seed("sshhk");
       await apply("changed-host", [ssh().url("sshhk-pricing"), ssh().url("sshhk-stock")], "changed-host");
@@ -217,6 +349,36 @@ describe("git over SSH (OpenSSH's sshd)", function () {
       assert.equal(plan.code, 0, plan.stderr);
       assert.match(plan.stdout, /web/);
       assert.match(plan.stdout, /roll/i);
+    });
+
+    it("gitsync dataset publish pushes a folder whose origin is an SSH URL, and import clones it over SSH", async () => {
+      const datasets = env().datasets!;
+      env().git.createRepo("sshcli-dataset", { "readme.txt": "data\n" });
+      const folder = path.join(work, "dataset-folder");
+      execFileSync("git", ["clone", "--quiet", path.join(env().git.root, "sshcli-dataset.git"), folder]);
+      execFileSync("git", ["-C", folder, "remote", "set-url", "origin", ssh().url("sshcli-dataset")]);
+      writeFileSync(path.join(folder, "values.csv"), "k,v\n1,2\n");
+      writeFileSync(path.join(work, "known_hosts"), ssh().knownHosts);
+      const vars = {
+        PATH: process.env.PATH,
+        HOME: work,
+        ETCD_ENDPOINTS: datasets.endpoint,
+        ETCD_USERNAME: datasets.operator.username,
+        ETCD_PASSWORD: datasets.operator.password,
+        ETCD_CACERT: datasets.caFile,
+        GIT_SSH_KEY_FILE: ssh().identityFile(),
+        GIT_KNOWN_HOSTS: path.join(work, "known_hosts"),
+      };
+      const published = await runGitsync(["dataset", "publish", "--repo", folder, "--hub", "ssh-cli", "--operator", "lab-s"], vars);
+      assert.equal(published.code, 0, published.stderr + published.stdout);
+      const head = env().git.git("sshcli-dataset", "rev-parse", "main");
+      assert.equal(env().git.git("sshcli-dataset", "show", "main:values.csv"), "k,v\n1,2");
+      const date = new Date().toISOString().slice(0, 10);
+      const target = path.join(work, "imported");
+      const imported = await runGitsync(["dataset", "import", `ssh-cli/${date}/lab-s`, target], vars);
+      assert.equal(imported.code, 0, imported.stderr + imported.stdout);
+      assert.equal(execFileSync("git", ["-C", target, "rev-parse", "HEAD"], { encoding: "utf8" }).trim(), head);
+      assert.deepEqual(keyFilesBelow(target), []);
     });
 
     it("gitsync backup sync is a drop-in for the old job's SSH_KEY_PATH and an SSH GIT_REPOSITORY", async () => {

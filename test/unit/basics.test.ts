@@ -42,6 +42,11 @@ describe("redaction", () => {
     assert.equal(redact("a b ab"), "a b ab");
   });
   it("gives a URL without credentials", () => assert.equal(safeUrl("https://u:p@h.example/r.git"), "https://h.example/r.git"));
+  it("keeps the user of an SSH URL, which is its address, and drops a password", () => {
+    assert.equal(safeUrl("ssh://git@h.example:2222/r.git"), "ssh://git@h.example:2222/r.git");
+    assert.equal(safeUrl("ssh://git:secret@h.example/r.git"), "ssh://git@h.example/r.git");
+    assert.equal(safeUrl("git@h.example:o/r.git"), "git@h.example:o/r.git");
+  });
 });
 
 describe("git credentials", () => {
