@@ -104,6 +104,10 @@ export class GitRepository {
 
   /** The commit a ref points to on the remote, without fetching objects; undefined if the ref does not exist. */
   async resolve(ref: RefSpec): Promise<string | undefined> {
+    return this.operation(() => this.resolveNow(ref));
+  }
+
+  private async resolveNow(ref: RefSpec): Promise<string | undefined> {
     if (ref.commit) return ref.commit;
     const full = ref.tag ? `refs/tags/${ref.tag}` : `refs/heads/${ref.branch ?? "main"}`;
     const refs = await this.guard("list refs of", () =>
@@ -115,6 +119,10 @@ export class GitRepository {
 
   /** Brings the kept clone to the remote's ref; fetches only when the remote has something new. */
   async sync(ref: RefSpec): Promise<{ commit: string; fetched: boolean }> {
+    return this.operation(() => this.syncNow(ref));
+  }
+
+  private async syncNow(ref: RefSpec): Promise<{ commit: string; fetched: boolean }> {
     const remote = await this.resolve(ref);
     const name = ref.tag ?? ref.branch ?? "main";
     if (!remote) throw new GitError("not-found", `${safeUrl(this.url)}: ${ref.tag ? "tag" : "branch"} ${name} does not exist`);
@@ -219,6 +227,10 @@ export class GitRepository {
 
   /** Commits the change on top of the remote branch and pushes; re-applies on a moved head. */
   async commit(options: CommitOptions): Promise<CommitResult> {
+    return this.operation(() => this.commitNow(options));
+  }
+
+  private async commitNow(options: CommitOptions): Promise<CommitResult> {
     const maxAttempts = options.maxAttempts ?? 5;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const head = await this.resolve({ branch: options.branch });
@@ -251,6 +263,10 @@ export class GitRepository {
 
   /** Pushes a commit to a branch of the remote (`<commit>:refs/heads/<branch>`), whatever the local branch is called. */
   async pushCommit(commit: string, remoteBranch: string, force: boolean): Promise<void> {
+    return this.operation(() => this.pushCommitNow(commit, remoteBranch, force));
+  }
+
+  private async pushCommitNow(commit: string, remoteBranch: string, force: boolean): Promise<void> {
     await git.writeRef({ fs: gitFs, gitdir: this.gitdir, ref: "refs/heads/gitsync-push", value: commit, force: true });
     const result = await this.guard("push to", () =>
       git.push({
@@ -386,14 +402,28 @@ export class GitRepository {
     }
   }
 
+  private operations = 0;
+
+  /**
+   * One public operation (resolve, sync, commit, push): over SSH its requests share one
+   * connection, ended when the outermost operation ends, on every path.
+   */
+  private async operation<T>(fn: () => Promise<T>): Promise<T> {
+    this.operations += 1;
+    try {
+      return await fn();
+    } finally {
+      this.operations -= 1;
+      if (this.operations === 0) this.opened?.release();
+    }
+  }
+
   /** Runs a network operation and turns isomorphic-git's errors into GitErrors that name the URL. */
   private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
       throw this.translate(what, err);
-    } finally {
-      this.opened?.release();
     }
   }
 

@@ -69,6 +69,8 @@ export function checkSshAuth(target: SshTarget, auth: SshAuth): void {
 
 export class SshHttpClient implements HttpClient {
   private session: Session | undefined;
+  /** The connection of the current operation: its channels (ls-refs, then fetch) share it; release() ends it. */
+  private conn: Promise<Client> | undefined;
 
   constructor(
     private readonly target: SshTarget,
@@ -85,7 +87,8 @@ export class SshHttpClient implements HttpClient {
     if (service !== "git-upload-pack" && service !== "git-receive-pack") throw new SshError("config", `${this.where}: no git service in ${url.pathname}`);
     const v2 = /version=2/.test(headerValue(req.headers, "git-protocol") ?? "");
     if (discovery) {
-      this.release();
+      this.session?.close();
+      this.session = undefined;
       if (this.stats && service === "git-upload-pack") this.stats.refListings += 1;
       this.session = await this.open(service, v2);
       const advert = await this.session.readAdvertisement();
@@ -107,6 +110,9 @@ export class SshHttpClient implements HttpClient {
   release(): void {
     this.session?.close();
     this.session = undefined;
+    const conn = this.conn;
+    this.conn = undefined;
+    conn?.then((c) => c.end()).catch(() => undefined);
   }
 
   private get where(): string {
@@ -115,12 +121,17 @@ export class SshHttpClient implements HttpClient {
   }
 
   private async open(service: string, v2: boolean): Promise<Session> {
-    const conn = await this.connect();
+    this.conn ??= this.connect();
+    const pending = this.conn;
+    const conn = await pending.catch((err: unknown) => {
+      if (this.conn === pending) this.conn = undefined;
+      throw err;
+    });
     const command = `${service} '${this.target.path.replace(/'/g, "'\\''")}'`;
     const channel = await new Promise<ClientChannel>((resolve, reject) =>
       conn.exec(command, v2 ? { env: { GIT_PROTOCOL: "version=2" } } : {}, (err, ch) => (err ? reject(err) : resolve(ch))),
     ).catch((err: unknown) => {
-      conn.end();
+      this.release();
       throw new SshError("network", `${this.where}: cannot run ${service}: ${(err as Error).message}`, { cause: err });
     });
     return new Session(service, conn, channel, `${this.where}${this.target.path.startsWith("/") ? "" : "/"}${this.target.path}`);
@@ -146,6 +157,9 @@ export class SshHttpClient implements HttpClient {
     return new Promise((resolve, reject) => {
       const conn = new ssh2.Client();
       conn.once("ready", () => resolve(conn));
+      conn.once("close", () => {
+        if (this.conn) void this.conn.then((c) => c === conn && (this.conn = undefined)).catch(() => undefined);
+      });
       conn.once("error", (err: Error & { level?: string }) => {
         conn.end();
         reject(this.connectError(err, name, offered, known.length));
@@ -194,8 +208,11 @@ class Session {
     channel.stderr.on("data", (chunk: Buffer) => (this.stderr = (this.stderr + chunk.toString()).slice(-2000)));
     channel.on("exit", (code: number | null) => (this.exitCode = code ?? undefined));
     channel.on("close", () => this.finish());
-    conn.on("error", (err: Error) => this.finish(new SshError("network", `${where}: ${err.message}`, { cause: err })));
-    conn.on("close", () => this.finish());
+    const onError = (err: Error): void => this.finish(new SshError("network", `${where}: ${err.message}`, { cause: err }));
+    const onClose = (): void => this.finish(new SshError("network", `${where}: the connection closed`));
+    conn.on("error", onError);
+    conn.on("close", onClose);
+    channel.once("close", () => (conn.off("error", onError), conn.off("close", onClose)));
     this.touch();
   }
 
@@ -224,10 +241,12 @@ class Session {
     }
   }
 
+  /** Closes the channel; the connection is the client's (release() ends it). */
   close(): void {
     clearTimeout(this.idle);
+    if (!this.closed) this.channel.close();
     this.closed = true;
-    this.conn.end();
+    this.wake?.();
   }
 
   private take(): Buffer {
