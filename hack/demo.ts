@@ -3,7 +3,7 @@
 // OUT_OF_CLUSTER=1 (make demo OUT_OF_CLUSTER=1) the operator runs in the foreground instead,
 // for debugging. Ctrl-C stops the operator and every server the environment started.
 
-import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { generateKeyPairSync } from "node:crypto";
 import path from "node:path";
@@ -12,14 +12,18 @@ import { generateIdentity, identityToRecipient } from "age-encryption";
 import { runOperator } from "../src/cli/operator.js";
 import { controllers } from "../src/controllers/index.js";
 import { Environment } from "./env/environment.js";
+import { removeOnExit } from "./env/processes.js";
 import { OPERATOR_IMAGE, operatorImage } from "./env/images.js";
-import { TESTAPP_IMAGE } from "./env/node.js";
+import { BRIDGE_IP, TESTAPP_IMAGE } from "./env/node.js";
 
 const ROOT = path.resolve(import.meta.dirname, "../..");
+/** The path deploy/samples/datasetadvert.yaml's SSH URL names: a link to the git server's folder. */
+const DEMO_GIT_ROOT = "/tmp/gitsync-demo-git";
 const env = new Environment({
   gitPort: Number(process.env.GITSYNC_DEMO_GIT_PORT ?? 18080),
   s3Port: Number(process.env.GITSYNC_DEMO_S3_PORT ?? 19000),
   datasetsPort: Number(process.env.GITSYNC_DEMO_ETCD_PORT ?? 12379),
+  sshPort: Number(process.env.GITSYNC_DEMO_SSH_PORT ?? 12222),
   datasets: true,
   node: true,
 });
@@ -50,6 +54,20 @@ if (datasets) {
   ]);
 }
 
+// The dataset sample reads its repo over SSH: sshd serves the git server's folder, which a
+// fixed path names (the environment's own folder is a new temp folder each run).
+rmSync(DEMO_GIT_ROOT, { force: true });
+symlinkSync(env.git.root, DEMO_GIT_ROOT);
+removeOnExit(DEMO_GIT_ROOT);
+writeFileSync(path.join(env.dir, "ssh-demo-known_hosts"), env.ssh.knownHostsAt(BRIDGE_IP, env.ssh.port));
+await env.kubectlOk([
+  "create",
+  "secret",
+  "generic",
+  "ssh-demo",
+  `--from-file=identity=${env.ssh.identityFile()}`,
+  `--from-file=known_hosts=${path.join(env.dir, "ssh-demo-known_hosts")}`,
+]);
 await env.kubectlOk(["create", "secret", "generic", "age-demo", `--from-literal=identity.agekey=${partition.identity}`]);
 await env.kubectlOk(["create", "secret", "generic", "signing-demo", `--from-literal=signing.key=${partition.signingKey}`]);
 
@@ -84,7 +102,8 @@ gitsync demo is running. In another terminal:
   kubectl annotate cbs backups gitsync.dev/requestedAt="$(date +%s)" --overwrite
 
 (Without the PATH line, kubectl is ${kubectl}.)
-Samples applied: ${files.length ? files.join(", ") : "none yet"}. Git server: ${env.git.baseUrl} (user ${env.git.username}).
+Samples applied: ${files.length ? files.join(", ") : "none yet"}. Git server: ${env.git.baseUrl} (user ${env.git.username}),
+and over SSH on ${BRIDGE_IP}:${env.ssh.port} (dsa/weather reads its repo that way, with the ssh-demo Secret: identity, known_hosts).
 Break the handshake: git clone ${env.git.baseUrl.replace("://", `://${env.git.username}:<password from the git-demo Secret>@`)}/stock-config.git,
 bump contract.yaml's version, push, and annotate shs/shop with gitsync.dev/requestedAt.
 Press Ctrl-C to stop everything.
@@ -104,6 +123,7 @@ const code = inCluster
       controllers,
     );
 await env.stop();
+rmSync(DEMO_GIT_ROOT, { force: true });
 process.exit(code);
 
 /** The operator's image, imported into the node, installed by the chart with two replicas. */

@@ -58,7 +58,7 @@ export class Environment {
   readonly datasets: DatasetEtcd | undefined;
   /** The node; only with options.node. */
   readonly node: Node | undefined;
-  /** Git and S3 served to pods on the bridge's address, with a node. */
+  /** Git (HTTP and SSH) and S3 served to pods on the bridge's address, with a node. */
   private readonly forward = new BridgeForward();
   /** The identities of the node's components (token users). */
   private readonly system = new Map<string, Identity & { groups: string[] }>();
@@ -117,6 +117,7 @@ export class Environment {
       await this.startNode(this.node);
       const served = [this.git.baseUrl, this.s3.endpoint, ...(this.datasets ? [this.datasets.endpoint] : [])];
       for (const url of served) await this.forward.add(BRIDGE_IP, Number(new URL(url).port));
+      await this.forward.add(BRIDGE_IP, this.ssh.port);
     }
     this.say(
       `Environment up in ${((Date.now() - started) / 1000).toFixed(1)}s: API server ${this.apiServerUrl}, S3 ${this.s3.endpoint}, git ${this.git.baseUrl}, git over SSH on 127.0.0.1:${this.ssh.port}`,

@@ -69,6 +69,12 @@ export class SshServer {
     return `[127.0.0.1]:${this.port} ${type} ${key}\n${SCP_HOST} ${type} ${key}\n`;
   }
 
+  /** known_hosts naming this server as clients elsewhere reach it (e.g. pods, through a forward on the bridge). */
+  knownHostsAt(host: string, port: number): string {
+    const [type, key] = readFileSync(path.join(this.dir, "host_ed25519.pub"), "utf8").trim().split(/\s+/);
+    return `${port === 22 ? host : `[${host}]:${port}`} ${type} ${key}\n`;
+  }
+
   /** A known_hosts line for this server with another key: what a changed host key looks like to a client. */
   get wrongKnownHosts(): string {
     const [type, key] = readFileSync(path.join(this.dir, "stranger_ed25519.pub"), "utf8").trim().split(/\s+/);

@@ -316,12 +316,31 @@ describe("git over SSH (OpenSSH's sshd)", function () {
       await eventually(applied(next), 180_000);
     });
 
-    it("stalls on a changed host key, naming the host and fingerprint", async () => {
+    it("stalls on a changed or unknown host key, naming the host and fingerprint, and retries a refused key with backoff", async () => {
+      await createSecret(ns, "unknown-host", { identity: ssh().identity(), known_hosts: "git.example.com ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE\n" });
+      await createSecret(ns, "wrong-key", { identity: ssh().identity("stranger"), known_hosts: ssh().knownHosts });
+      await createSecret(ns, "no-known-hosts", { identity: ssh().identity() });
       seed("sshhk");
-      await apply("changed-host", [ssh().url("sshhk-pricing"), ssh().url("sshhk-stock")], "changed-host");
-      const stalled = await waitForReady(() => get("changed-host"), "False", "HostKeyRejected", 60_000);
-      assert.ok(stalled.status?.conditions?.some((c) => c.type === "Stalled" && c.status === "True"));
-      assert.match(stalled.status?.conditions?.find((c) => c.type === "FetchFailed")?.message ?? "", /the host key of \[127\.0\.0\.1\]:\d+ \(SHA256:/);
+      const urls = [ssh().url("sshhk-pricing"), ssh().url("sshhk-stock")];
+      await apply("changed-host", urls, "changed-host");
+      await apply("unknown-host", urls, "unknown-host");
+      await apply("wrong-key", urls, "wrong-key");
+      await apply("no-known-hosts", urls, "no-known-hosts");
+      const fetchFailed = (shs: Shs): string => shs.status?.conditions?.find((c) => c.type === "FetchFailed")?.message ?? "";
+      const stalled = (shs: Shs): boolean => Boolean(shs.status?.conditions?.some((c) => c.type === "Stalled" && c.status === "True"));
+      const changed = await waitForReady(() => get("changed-host"), "False", "HostKeyRejected", 60_000);
+      assert.ok(stalled(changed));
+      assert.match(fetchFailed(changed), /the host key of \[127\.0\.0\.1\]:\d+ \(SHA256:[A-Za-z0-9+/]{43}\) does not match/);
+      const unknown = await waitForReady(() => get("unknown-host"), "False", "HostKeyRejected", 60_000);
+      assert.ok(stalled(unknown));
+      assert.match(fetchFailed(unknown), /\[127\.0\.0\.1\]:\d+ is not in known_hosts: add its host key/);
+      const missing = await waitForReady(() => get("no-known-hosts"), "False", "InvalidSource", 60_000);
+      assert.match(fetchFailed(missing), /known_hosts is required for SSH/);
+      const refused = await waitForReady(() => get("wrong-key"), "False", "FetchFailed", 60_000);
+      assert.match(fetchFailed(refused), /the server refused the SSH key/);
+      assert.equal(refused.status?.conditions?.find((c) => c.type === "Reconciling")?.reason, "ProgressingWithRetry");
+      const everything = JSON.stringify([changed, unknown, missing, refused]) + operator.lines.join("\n");
+      assert.ok(!everything.includes("PRIVATE KEY"), "no key in status or logs");
     });
   });
 
