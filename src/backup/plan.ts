@@ -131,8 +131,8 @@ export function classifyByContent(
 /** The object id git gives a file's bytes. */
 /** The index as committed: sorted keys, so its diff shows exactly what moved. */
 export function renderIndex(index: Index, prefix: string): string {
-  const objects: Index = {};
-  for (const key of Object.keys(index).sort()) objects[key] = index[key] as ObjectInfo;
+  // fromEntries defines own properties: a key such as __proto__ stays a key, not a prototype.
+  const objects = Object.fromEntries(Object.entries(index).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
   return `${JSON.stringify({ version: 1, prefix, objects }, null, 2)}\n`;
 }
 

@@ -98,7 +98,12 @@ function parseYaml(file: ProjectFile): unknown {
   const doc = parseDocument(new TextDecoder().decode(file.data), { merge: true });
   const error = doc.errors[0];
   if (error) throw new ComposeInvalidError(file.path, `line ${error.linePos?.[0].line ?? "?"}`, error.message.split("\n")[0] ?? error.message);
-  return doc.toJS({ maxAliasCount: 100 }) as unknown;
+  try {
+    return doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (err) {
+    // The yaml library refuses an alias bomb (aliases that expand past the limit) with a ReferenceError.
+    throw new ComposeInvalidError(file.path, "", `refused: ${(err as Error).message}`);
+  }
 }
 
 interface Model {

@@ -171,7 +171,14 @@ function parseFile<T>(source: string, file: string, text: string, schema: z.ZodT
     const where = syntax.linePos?.[0] ? `line ${syntax.linePos[0].line}, column ${syntax.linePos[0].col}` : "";
     throw new ManifestError(source, file, where, `invalid YAML: ${syntax.message.split("\n")[0] ?? syntax.code}`);
   }
-  const parsed = schema.safeParse(doc.toJS() ?? {});
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: 100 }) as unknown;
+  } catch (err) {
+    // The yaml library refuses an alias bomb (aliases that expand past the limit) with a ReferenceError.
+    throw new ManifestError(source, file, "", `refused: ${(err as Error).message}`);
+  }
+  const parsed = schema.safeParse(value ?? {});
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
     throw new ManifestError(source, file, issue ? fieldPath("", issue.path).replace(/^\./, "") : "", issue?.message ?? "invalid");
