@@ -109,6 +109,8 @@ export class Environment {
 
   async start(): Promise<void> {
     const started = Date.now();
+    // What undoing the node needs is recorded before the bridge exists, for the exit hook and the supervisor.
+    this.node?.prepare();
     if (this.node) Node.createBridge();
     await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort), this.ssh.start(this.options.sshPort), this.datasets?.start()]);
     await this.startApiServer();

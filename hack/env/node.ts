@@ -11,7 +11,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import path from "node:path";
 import { stringify } from "yaml";
 import { binaryImage, goProgramImage } from "./images.js";
-import { cleanupOnExit, freePort, ManagedProcess, portOpen } from "./processes.js";
+import { cleanupOnExit, freePort, killTrees, ManagedProcess, portOpen } from "./processes.js";
 
 export const BRIDGE = "gitsync0";
 export const BRIDGE_IP = "10.88.0.1";
@@ -55,8 +55,8 @@ export class Node {
   readonly socket: string;
   private readonly processes: ManagedProcess[] = [];
   private readonly root: string;
-  private ipForward = "0";
-  private netnsBefore = new Set<string>();
+  /** What undoing the node needs, recorded before anything is created (and handed to the supervisor). */
+  private cleanup: NodeCleanup | undefined;
   private forgetCleanup: (() => void) | undefined;
 
   constructor(private readonly settings: NodeSettings) {
@@ -73,13 +73,27 @@ export class Node {
     sh("ip", ["link", "set", BRIDGE, "up"]);
   }
 
+  /**
+   * Records what undoing the node needs, before the bridge or anything else exists: the exit
+   * hook (Ctrl-C, a failed run) and the supervisor (the process killed outright) undo it.
+   */
+  prepare(): void {
+    if (this.cleanup) return;
+    this.cleanup = {
+      root: this.root,
+      socket: this.socket,
+      netnsBefore: existsSync("/var/run/netns") ? readdirSync("/var/run/netns") : [],
+      ipForward: readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim(),
+      kubeProxy: this.settings.tools["kube-proxy"],
+    };
+    const cleanup = this.cleanup;
+    this.forgetCleanup = cleanupOnExit(() => undoNode(cleanup), { node: cleanup });
+  }
+
   async start(): Promise<void> {
+    this.prepare();
     mkdirSync(this.root, { recursive: true });
-    this.ipForward = readFileSync("/proc/sys/net/ipv4/ip_forward", "utf8").trim();
     writeFileSync("/proc/sys/net/ipv4/ip_forward", "1");
-    this.netnsBefore = new Set(existsSync("/var/run/netns") ? readdirSync("/var/run/netns") : []);
-    // Ctrl-C or a failed run: the exit hook has killed the processes; undo the rest.
-    this.forgetCleanup = cleanupOnExit(() => this.undo());
     await this.startContainerd();
     await this.importImages();
     await Promise.all([this.startKubelet(), this.startScheduler(), this.startProxy()]);
@@ -89,20 +103,8 @@ export class Node {
     for (const proc of [...this.processes].reverse()) if (proc.name !== "containerd") await proc.stop();
     this.killContainers();
     await this.processes.find((p) => p.name === "containerd")?.stop();
-    this.undo();
+    if (this.cleanup) undoNode(this.cleanup);
     this.forgetCleanup?.();
-  }
-
-  /** Everything but the processes: shims, mounts, network namespaces, iptables, the bridge. Synchronous. */
-  private undo(): void {
-    this.killShims();
-    this.unmountAll();
-    this.removeNetns();
-    if (this.settings.tools["kube-proxy"]) run(this.settings.tools["kube-proxy"], ["--cleanup"]);
-    // kube-proxy --cleanup leaves the kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY).
-    for (const table of ["nat", "filter", "mangle"]) removeChains(table, /^(KUBE|CNI)-/);
-    run("ip", ["link", "del", BRIDGE]);
-    writeFileSync("/proc/sys/net/ipv4/ip_forward", this.ipForward);
   }
 
   /** Runs ctr against this node's containerd, in the namespace the kubelet uses. */
@@ -225,44 +227,53 @@ export class Node {
     for (const id of tasks) run("ctr", ["--address", this.socket, "--namespace", "k8s.io", "tasks", "kill", "--signal", "SIGKILL", id]);
     for (const id of tasks) run("ctr", ["--address", this.socket, "--namespace", "k8s.io", "tasks", "delete", "--force", id]);
   }
+}
 
-  /** The shims of this node's containerd and every process below them (the containers), children first. */
-  private killShims(): void {
-    const shims = run("pgrep", ["-f", `containerd-shim.*${this.socket}`])
-      .stdout.split("\n")
-      .filter(Boolean)
-      .map(Number);
-    const children = new Map<number, number[]>();
-    for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
-      const stat = procStat(entry);
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
-      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
-    }
-    const kill = (pid: number): void => {
-      for (const child of children.get(pid) ?? []) kill(child);
-      try {
-        process.kill(pid, "SIGKILL");
-      } catch {
-        // Already gone.
-      }
-    };
-    for (const shim of shims) kill(shim);
-  }
+/** What undoing a node needs; plain data, so that the supervisor can undo a node whose process was killed. */
+export interface NodeCleanup {
+  root: string;
+  socket: string;
+  netnsBefore: string[];
+  ipForward: string;
+  kubeProxy?: string;
+}
 
-  /** Mounts under the node's folder (pod volumes, snapshots, rootfs), deepest first. */
-  private unmountAll(): void {
-    const mounts = readFileSync("/proc/mounts", "utf8")
-      .split("\n")
-      .map((line) => line.split(" ")[1] ?? "")
-      .filter((target) => target.startsWith(this.root) || (target.startsWith("/run/netns/") && !this.netnsBefore.has(path.basename(target))))
-      .sort((a, b) => b.length - a.length);
-    for (const target of mounts) run("umount", ["-l", target]);
-  }
+/** Everything a node leaves but its own processes: shims and containers, mounts, network namespaces, iptables, the bridge. Synchronous, idempotent. */
+export function undoNode(cleanup: NodeCleanup): void {
+  killShims(cleanup.socket);
+  unmountAll(cleanup);
+  removeNetns(cleanup);
+  if (cleanup.kubeProxy) run(cleanup.kubeProxy, ["--cleanup"]);
+  // kube-proxy --cleanup leaves the kubelet's own chains (KUBE-FIREWALL, KUBE-KUBELET-CANARY).
+  for (const table of ["nat", "filter", "mangle"]) removeChains(table, /^(KUBE|CNI)-/);
+  run("ip", ["link", "del", BRIDGE]);
+  writeFileSync("/proc/sys/net/ipv4/ip_forward", cleanup.ipForward);
+}
 
-  private removeNetns(): void {
-    if (!existsSync("/var/run/netns")) return;
-    for (const ns of readdirSync("/var/run/netns")) if (!this.netnsBefore.has(ns) && ns.startsWith("cni-")) run("ip", ["netns", "delete", ns]);
-  }
+/** The shims of a containerd and every process below them (the containers), children first. */
+function killShims(socket: string): void {
+  const shims = run("pgrep", ["-f", `containerd-shim.*${socket}`])
+    .stdout.split("\n")
+    .filter(Boolean)
+    .map(Number);
+  killTrees(shims);
+}
+
+/** Mounts under the node's folder (pod volumes, snapshots, rootfs) and its pods' network namespaces, deepest first. */
+function unmountAll(cleanup: NodeCleanup): void {
+  const before = new Set(cleanup.netnsBefore);
+  const mounts = readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[1] ?? "")
+    .filter((target) => target.startsWith(cleanup.root) || (target.startsWith("/run/netns/") && !before.has(path.basename(target))))
+    .sort((a, b) => b.length - a.length);
+  for (const target of mounts) run("umount", ["-l", target]);
+}
+
+function removeNetns(cleanup: NodeCleanup): void {
+  if (!existsSync("/var/run/netns")) return;
+  const before = new Set(cleanup.netnsBefore);
+  for (const ns of readdirSync("/var/run/netns")) if (!before.has(ns) && ns.startsWith("cni-")) run("ip", ["netns", "delete", ns]);
 }
 
 function containerdConfig(paths: { dir: string; wrapper: string; cniConf: string }): string {
@@ -442,10 +453,3 @@ export function coreDnsManifests(): object[] {
 }
 
 /** /proc/<pid>/stat, or "" when the process is gone. */
-function procStat(pid: string): string {
-  try {
-    return readFileSync(`/proc/${pid}/stat`, "utf8");
-  } catch {
-    return "";
-  }
-}

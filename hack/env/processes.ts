@@ -2,31 +2,48 @@
 // ready, and killed when the environment stops, the test run fails or the user hits Ctrl-C.
 
 import { spawn, execFileSync, type ChildProcess } from "node:child_process";
-import { createWriteStream, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
+import os from "node:os";
 import path from "node:path";
+import type { Writable } from "node:stream";
+import type { NodeCleanup } from "./node.js";
+import type { SupervisedState } from "./supervisor.js";
 
 const live = new Set<ChildProcess>();
 const folders = new Set<string>();
 const cleanups = new Set<() => void>();
 let exitHookInstalled = false;
 
-/** Removes the folder when the process exits, whichever way (Ctrl-C included). */
+/** Removes the folder when the process exits, whichever way (Ctrl-C included; SIGKILL through the supervisor). */
 export function removeOnExit(folder: string): void {
   installExitHook();
   folders.add(folder);
+  supervised.folders.add(folder);
+  supervise();
 }
 
-/** Runs a synchronous cleanup at exit, after every child is killed (what a node leaves behind). */
-export function cleanupOnExit(cleanup: () => void): () => void {
+/**
+ * Runs a synchronous cleanup at exit, after every child is killed (what a node leaves behind).
+ * `node` is the same cleanup as data, for the supervisor to run when this process is killed outright.
+ */
+export function cleanupOnExit(cleanup: () => void, data?: { node: NodeCleanup }): () => void {
   installExitHook();
   cleanups.add(cleanup);
-  return () => cleanups.delete(cleanup);
+  if (data) supervised.nodes.add(data.node);
+  supervise();
+  return () => {
+    cleanups.delete(cleanup);
+    if (data) supervised.nodes.delete(data.node);
+    supervise();
+  };
 }
 
 /** The folder is gone already: nothing to remove at exit. */
 export function forgetOnExit(folder: string): void {
   folders.delete(folder);
+  supervised.folders.delete(folder);
+  supervise();
 }
 
 function installExitHook(): void {
@@ -37,12 +54,110 @@ function installExitHook(): void {
     for (const child of live) child.kill("SIGKILL");
     for (const cleanup of cleanups) cleanup();
     for (const folder of folders) rmSync(folder, { recursive: true, force: true });
+    // All done here: the supervisor has nothing left to do.
+    supervised.processes.clear();
+    supervised.nodes.clear();
+    supervised.folders.clear();
+    if (stateFile) supervise();
   });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     process.once(signal, () => {
       for (const child of live) child.kill("SIGKILL");
       process.exit(130);
     });
+  }
+}
+
+// The supervisor: a detached process (its own session, so Ctrl-C and a killed process group
+// spare it) that holds a pipe from this process. When the pipe closes, this process is gone,
+// whichever way (SIGKILL included, or an exit hook that never ran because a synchronous child
+// hung until it was killed): it then kills what is still listed in the state file, undoes the
+// node and removes the folders. This process rewrites the file, synchronously, on every change.
+
+const supervised = { processes: new Map<number, string>(), nodes: new Set<NodeCleanup>(), folders: new Set<string>() };
+let stateFile: string | undefined;
+
+/** The state file the supervisor reads, written now; starts the supervisor on first use. */
+function supervise(): void {
+  stateFile ??= startSupervisor();
+  const state: SupervisedState = {
+    processes: [...supervised.processes].map(([pid, start]) => ({ pid, start })),
+    nodes: [...supervised.nodes],
+    folders: [...supervised.folders],
+  };
+  writeFileSync(`${stateFile}.tmp`, JSON.stringify(state));
+  renameSync(`${stateFile}.tmp`, stateFile);
+}
+
+function startSupervisor(): string {
+  const file = path.join(os.tmpdir(), `gitsync-supervisor-${process.pid}.json`);
+  writeFileSync(file, JSON.stringify({ processes: [], nodes: [], folders: [] } satisfies SupervisedState));
+  const child = spawn(process.execPath, [path.join(import.meta.dirname, "supervisor.js"), file, String(process.pid)], {
+    detached: true,
+    stdio: ["pipe", "ignore", "ignore"],
+  });
+  child.unref();
+  (child.stdin as (Writable & { unref?: () => void }) | null)?.unref?.();
+  return file;
+}
+
+/** A child to kill if this process dies: by pid and start time, so a reused pid is never killed. */
+function superviseChild(child: ChildProcess): void {
+  const pid = child.pid;
+  if (!pid) return;
+  const start = processStart(pid);
+  if (!start) return;
+  supervised.processes.set(pid, start);
+  supervise();
+  child.once("exit", () => {
+    supervised.processes.delete(pid);
+    supervise();
+  });
+}
+
+/** SIGKILLs each process and everything below it, children first, and waits (up to 5 s) until they are gone. Synchronous. */
+export function killTrees(pids: number[]): void {
+  const children = new Map<number, number[]>();
+  for (const entry of readdirSync("/proc").filter((e) => /^\d+$/.test(e))) {
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(entry)]);
+    } catch {
+      // Gone while we looked.
+    }
+  }
+  const killed: number[] = [];
+  const kill = (pid: number): void => {
+    for (const child of children.get(pid) ?? []) kill(child);
+    try {
+      process.kill(pid, "SIGKILL");
+      killed.push(pid);
+    } catch {
+      // Already gone.
+    }
+  };
+  for (const pid of pids) kill(pid);
+  const deadline = Date.now() + 5000;
+  while (killed.some((pid) => existsSync(`/proc/${pid}`) && !zombie(pid)) && Date.now() < deadline) execFileSync("sleep", ["0.05"]);
+}
+
+function zombie(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).startsWith("Z");
+  } catch {
+    return true;
+  }
+}
+
+/** Field 22 of /proc/PID/stat: when the process started, in clock ticks since boot. */
+export function processStart(pid: number): string | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
   }
 }
 
@@ -108,6 +223,7 @@ export class ManagedProcess {
       this.spawnError = err;
     });
     live.add(child);
+    superviseChild(child);
     this.child = child;
   }
 

@@ -1,7 +1,7 @@
 // Root hooks of the e2e suite: one real environment for the whole run, the CRDs applied
 // with server-side apply, and the operator's identity bound to the chart's RBAC rules.
 
-import { readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { KubeConfig } from "@kubernetes/client-node";
@@ -10,12 +10,14 @@ import { parse, stringify } from "yaml";
 import { Environment } from "../../hack/env/environment.js";
 import { crdManifest } from "../../src/crds/generate.js";
 import { KubeClient } from "../../src/runtime/kube.js";
+import { leftovers } from "../leak/leftovers.js";
 import { probeKind } from "./fixtures/probe.js";
 
 export const OPERATOR_USER = "gitsync-operator";
 export const ROOT = path.resolve(import.meta.dirname, "../../..");
 
 let current: Environment | undefined;
+let netnsBefore = new Set<string>();
 
 /** The running environment; only valid inside tests. */
 export function env(): Environment {
@@ -71,6 +73,7 @@ async function grantOperator(): Promise<void> {
 export const mochaHooks = {
   async beforeAll(this: Context): Promise<void> {
     this.timeout(15 * 60_000);
+    netnsBefore = new Set(existsSync("/var/run/netns") ? readdirSync("/var/run/netns") : []);
     current = new Environment({ users: [OPERATOR_USER], datasets: true, node: true });
     await current.start();
     await current.installCrds([crdManifest(probeKind)]);
@@ -80,7 +83,11 @@ export const mochaHooks = {
     if (this.currentTest?.state === "failed" && current) process.stderr.write(`\nEnvironment logs:\n${current.logs()}\n`);
   },
   async afterAll(): Promise<void> {
+    const dir = current?.dir;
     await current?.stop();
     current = undefined;
+    // Nothing the run started may outlive it.
+    const left = dir ? leftovers(dir, netnsBefore) : [];
+    if (left.length) throw new Error(`the environment left behind: ${left.join("; ")}`);
   },
 };
