@@ -46,7 +46,7 @@ export function parseGitUrl(url: string): GitUrl {
   }
   const scp = /^[a-z][a-z0-9+.-]*:\/\//i.test(text) ? null : SCP_LIKE.exec(text);
   if (scp) return { transport: "ssh", user: scp[1] ?? "git", host: unbracket(scp[2]!), port: 22, path: scp[3]! };
-  throw new Error(`${safeUrl(text)}: not a git URL (expected https://host/repo.git, ssh://user@host[:port]/path.git or user@host:path.git)`);
+  throw new Error(`${safeUrl(text)}: not a git URL (expected https://host/repo.git, ssh://host[:port]/path.git or user@host:path.git)`);
 }
 
 /** A repository under a server's base URL: https://h/base + g/p.git, ssh://u@h:2222 + g/p.git, or u@h: + g/p.git. */

@@ -166,7 +166,7 @@ describe("git layer (real smart-HTTP server)", function () {
     for (const url of ["git://example.com/r.git", "ftp://example.com/r.git"]) {
       await assert.rejects(new GitRepository(url, path.join(work, "refused")).resolve({ branch: "main" }), (err: GitError) => {
         assert.equal(err.kind, "invalid");
-        assert.match(err.message, /not a git URL \(expected https:\/\/host\/repo\.git, ssh:\/\/user@host\[:port\]\/path\.git or user@host:path\.git\)/);
+        assert.match(err.message, /not a git URL \(expected https:\/\/host\/repo\.git, ssh:\/\/host\[:port\]\/path\.git or user@host:path\.git\)/);
         return true;
       });
     }
