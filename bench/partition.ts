@@ -1,6 +1,7 @@
 // PartitionSync: what one new commit costs to ship, for repositories of 100 and 1,000
-// commits. Ours: a full object (the old wire format: clone, tar.gz, age) and a bundle of the
-// new objects only (isomorphic-git's pack writer, age). Peer, in the same process tree: the
+// commits. Ours: the producer's kept mirror fetches the new commit, then a full object (the
+// old wire format: a working folder made from the mirror, tar.gz, age) or a bundle of the new
+// objects only (isomorphic-git's pack writer, age). Peer, in the same process tree: the
 // old tool's steps, native `git clone`, `tar czf` and the `age` CLI. Bytes are the encrypted
 // object's size, as it crosses the partition; ratios are bundle ÷ full and ours ÷ peer.
 
@@ -12,7 +13,8 @@ import { promisify } from "node:util";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import { GitServer } from "../hack/env/git-server.js";
 import { writeBundle } from "../src/git/bundle.js";
-import { cloneForArchive } from "../src/git/worktree.js";
+import { GitRepository } from "../src/git/repo.js";
+import { checkoutFromMirror } from "../src/git/worktree.js";
 import { createTarball } from "../src/partition/archive.js";
 import { encryptFile } from "../src/partition/crypto.js";
 
@@ -41,21 +43,28 @@ async function timed<T>(fn: () => Promise<T>): Promise<{ ms: number; value: T }>
   return { ms: performance.now() - start, value };
 }
 
-async function ours(repo: string, base: string, work: string): Promise<{ full: { ms: number; bytes: number }; bundle: { ms: number; bytes: number } }> {
-  const clone = path.join(work, "clone");
-  mkdirSync(clone);
-  const cloned = await timed(() => cloneForArchive({ url: server.url(repo), dir: clone, branch: "main", credentials }));
+/** One new commit, as the producer ships it: the kept mirror fetches it, then a full object or a bundle is made from the mirror. */
+async function ours(
+  mirror: GitRepository,
+  base: string,
+  work: string,
+): Promise<{ full: { ms: number; bytes: number }; bundle: { ms: number; bytes: number } }> {
+  const fetched = await timed(() => mirror.sync({ branch: "main" }));
+  const commit = fetched.value.commit;
   const full = await timed(async () => {
+    const clone = path.join(work, "clone");
+    mkdirSync(clone);
+    await checkoutFromMirror({ mirror: mirror.dir, dir: clone, branch: "main", commit });
     await createTarball(clone, path.join(work, "full.tar.gz"));
     await encryptFile(path.join(work, "full.tar.gz"), path.join(work, "full.age"), [recipient]);
     return statSync(path.join(work, "full.age")).size;
   });
   const bundle = await timed(async () => {
-    writeFileSync(path.join(work, "b.bundle"), await writeBundle({ gitdir: path.join(clone, ".git"), head: cloned.value, base, ref: "refs/heads/main" }));
+    writeFileSync(path.join(work, "b.bundle"), await writeBundle({ gitdir: mirror.dir, head: commit, base, ref: "refs/heads/main" }));
     await encryptFile(path.join(work, "b.bundle"), path.join(work, "b.age"), [recipient]);
     return statSync(path.join(work, "b.age")).size;
   });
-  return { full: { ms: cloned.ms + full.ms, bytes: full.value }, bundle: { ms: cloned.ms + bundle.ms, bytes: bundle.value } };
+  return { full: { ms: fetched.ms + full.ms, bytes: full.value }, bundle: { ms: fetched.ms + bundle.ms, bytes: bundle.value } };
 }
 
 async function peer(repo: string, work: string): Promise<{ ms: number; bytes: number }> {
@@ -70,7 +79,7 @@ async function peer(repo: string, work: string): Promise<{ ms: number; bytes: nu
 }
 
 try {
-  console.log("PartitionSync, one new commit shipped: bytes across the partition and time (clone included)");
+  console.log("PartitionSync, one new commit shipped: bytes across the partition and time (ours: the mirror's fetch included; the peer: its clone)");
   console.log(
     "commits | peer (git clone, tar czf, age) | ours, full object | ours, bundle | bundle ÷ full (bytes) | ours full ÷ peer (time) | bundle ÷ peer (time)",
   );
@@ -78,10 +87,13 @@ try {
     const repo = `bench-${commits}`;
     seed(repo, commits);
     const base = server.git(repo, "rev-parse", "main");
+    // The producer's mirror as an earlier pass left it: the whole history up to the base.
+    const mirror = new GitRepository(server.url(repo), path.join(root, `mirror-${commits}.git`), credentials, null);
+    await mirror.sync({ branch: "main" });
     server.commitFiles(repo, { "NEW.md": "one more commit\n" }, "One more");
     const work = mkdtempSync(path.join(root, "work-"));
     const p = await peer(repo, work);
-    const o = await ours(repo, base, work);
+    const o = await ours(mirror, base, work);
     console.log(
       `${String(commits).padStart(7)} | ${p.bytes} B, ${p.ms.toFixed(0)} ms | ${o.full.bytes} B, ${o.full.ms.toFixed(0)} ms | ${o.bundle.bytes} B, ${o.bundle.ms.toFixed(0)} ms | ${((o.bundle.bytes / o.full.bytes) * 100).toFixed(2)}% | ${(o.full.ms / p.ms).toFixed(2)}× | ${(o.bundle.ms / p.ms).toFixed(2)}×`,
     );

@@ -158,7 +158,7 @@ export function reposFromDesiredState(text: string, file: string, server: Return
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; allowNegative: true }>>["values"];
 
-async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean): Promise<RepoOutcome[]> {
+async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean, mirrors: WorkDirs): Promise<RepoOutcome[]> {
   const file = values["desired-state"] ?? env.DESIRED_STATE_FILE;
   if (!file) throw new ConfigError("--desired-state FILE (or DESIRED_STATE_FILE) is required");
   const repos = reposFromDesiredState(readConfigFile(file, "--desired-state"), file, gitlab(env));
@@ -187,6 +187,7 @@ async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: strin
       fullEvery,
       workDir,
       dryRun,
+      mirrors,
     });
     return result.repos;
   } finally {
@@ -265,7 +266,7 @@ async function loop(command: "produce" | "consume", values: Values, env: NodeJS.
   await workDirs.sweep();
   for (;;) {
     const outcomes = await workDirs.withTemp(command, (workDir) =>
-      command === "produce" ? runProduce(values, env, workDir, dryRun) : runConsume(values, env, workDir, dryRun),
+      command === "produce" ? runProduce(values, env, workDir, dryRun, workDirs) : runConsume(values, env, workDir, dryRun),
     );
     const ok = print(outcomes);
     if (runOnce) return ok ? 0 : 1;

@@ -13,7 +13,8 @@ import path from "node:path";
 import type { GitCredentials } from "../git/auth.js";
 import { applyBundle, writeBundle } from "../git/bundle.js";
 import { GitError, GitRepository } from "../git/repo.js";
-import { cloneForArchive } from "../git/worktree.js";
+import type { WorkDirs } from "../git/workdir.js";
+import { checkoutFromMirror } from "../git/worktree.js";
 import { createTarball, DEFAULT_MAX_EXTRACT_BYTES, ExtractRejected, extractTarball } from "../partition/archive.js";
 import { decryptToFile, encryptFile, fileDigest, SIGNATURE_METADATA, signDigest, verifyDigest } from "../partition/crypto.js";
 import { decodeKey, destinationOf, encodeKey, KeyError, type ObjectFormat } from "../partition/key.js";
@@ -95,6 +96,8 @@ export interface ProduceRequest {
   dryRun?: boolean;
   concurrency?: number;
   signal?: AbortSignal;
+  /** Where each source's bare mirror is kept between passes (fetched incrementally); default: a fresh one in workDir. */
+  mirrors?: Pick<WorkDirs, "mirrorDir" | "withLock">;
 }
 
 export interface ProduceResult {
@@ -139,16 +142,18 @@ async function produceOne(req: ProduceRequest, repo: ProducerRepo, existing: Buc
     return { destination, commit: tip, bytes: 0, changed: false, format: existing.find((o) => o.commitSha === tip)?.format };
   if (req.dryRun) return { destination, commit: tip, bytes: 0, changed: false };
   const dir = await mkdtemp(path.join(req.workDir, "produce-"));
+  const mirrorDir = req.mirrors?.mirrorDir(repo.source.url) ?? path.join(dir, "mirror.git");
+  const locked = req.mirrors ? req.mirrors.withLock.bind(req.mirrors) : <T>(_: string, fn: () => Promise<T>): Promise<T> => fn();
   try {
-    const clone = path.join(dir, "repo");
-    await mkdir(clone);
-    const commit = await fetchStage(() =>
-      cloneForArchive({ url: repo.source.url, dir: clone, branch: repo.source.branch, credentials: repo.source.credentials }),
-    );
-    const shipped = await ship(req, repo, { dir, clone, commit, existing });
+    // The mirror keeps the branch's whole history and fetches only what is new; the shipment is made from it, offline.
+    const shipped = await locked(mirrorDir, async () => {
+      const mirror = new GitRepository(repo.source.url, mirrorDir, repo.source.credentials, null);
+      const { commit } = await fetchStage(() => mirror.sync({ branch: repo.source.branch }));
+      return { commit, ...(await ship(req, repo, { dir, mirror, commit, existing })) };
+    });
     const keep = new Set(shipped.keep);
     for (const object of existing) if (!keep.has(object.key)) await req.bucket.remove(object.key, req.signal);
-    return { destination, commit, bytes: shipped.bytes, changed: true, format: shipped.format };
+    return { destination, commit: shipped.commit, bytes: shipped.bytes, changed: true, format: shipped.format };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -167,16 +172,16 @@ async function fetchStage<T>(fn: () => Promise<T | undefined>, missing = "not fo
 
 interface ShipContext {
   dir: string;
-  clone: string;
+  /** The source's bare mirror, holding the commit and its history. */
+  mirror: GitRepository;
   commit: string;
   existing: BucketObject[];
 }
 
 /** Uploads what the format asks for; returns the keys to keep (the rest of the destination's objects are deleted). */
 async function ship(req: ProduceRequest, repo: ProducerRepo, ctx: ShipContext): Promise<{ keep: string[]; bytes: number; format: ObjectFormat }> {
-  const local = new GitRepository(repo.source.url, path.join(ctx.clone, ".git"));
   const previous = lastShipped(ctx.existing);
-  const base = previous && (await local.contains(ctx.commit, previous.commit)) ? previous.commit : undefined;
+  const base = previous && (await ctx.mirror.contains(ctx.commit, previous.commit)) ? previous.commit : undefined;
   const key = (format: ObjectFormat, baseSha?: string): string =>
     req.prefix +
     encodeKey({
@@ -194,15 +199,19 @@ async function ship(req: ProduceRequest, repo: ProducerRepo, ctx: ShipContext): 
   let bytes = 0;
   if (bundleWanted && !(req.format === "Bundle" && fullWanted)) {
     const plain = path.join(ctx.dir, "plain.bundle");
-    await writeFile(plain, await writeBundle({ gitdir: path.join(ctx.clone, ".git"), head: ctx.commit, base, ref: `refs/heads/${repo.source.branch}` }));
+    await writeFile(plain, await writeBundle({ gitdir: ctx.mirror.dir, head: ctx.commit, base, ref: `refs/heads/${repo.source.branch}` }));
     bytes += await upload(req, plain, key("Bundle", base));
     keep.push(key("Bundle", base));
     // A bundle needs the objects it builds on: keep the full object and the chain before it.
     if (req.format === "Bundle") keep.push(...keepChain(ctx.existing, base));
   }
   if (fullWanted) {
+    // The old wire format: a working folder with its .git/, made from the mirror without the network.
+    const clone = path.join(ctx.dir, "repo");
+    await mkdir(clone);
+    await checkoutFromMirror({ mirror: ctx.mirror.dir, dir: clone, branch: repo.source.branch, commit: ctx.commit });
     const plain = path.join(ctx.dir, "plain.tar.gz");
-    await createTarball(ctx.clone, plain);
+    await createTarball(clone, plain);
     bytes += await upload(req, plain, key("Tarball"));
     keep.push(key("Tarball"));
   }

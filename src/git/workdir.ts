@@ -26,6 +26,11 @@ export class WorkDirs {
     return path.join(this.root, "clones", createHash("sha256").update(safeUrl(url)).digest("hex").slice(0, 24));
   }
 
+  /** The kept bare mirror of a remote branch's whole history (bundles need it; a clone is shallow). */
+  mirrorDir(url: string): string {
+    return path.join(this.root, "mirrors", createHash("sha256").update(safeUrl(url)).digest("hex").slice(0, 24));
+  }
+
   /** Runs fn with a fresh folder that is removed afterwards, whatever happens. */
   async withTemp<T>(prefix: string, fn: (dir: string) => Promise<T>): Promise<T> {
     await mkdir(path.join(this.root, "tmp"), { recursive: true });

@@ -3,6 +3,8 @@
 // tool's publish). The operator's own clones stay bare (repo.ts).
 
 import fs from "node:fs";
+import { cp } from "node:fs/promises";
+import path from "node:path";
 import git, { Errors } from "isomorphic-git";
 import { redact, safeUrl } from "../util/redact.js";
 import type { GitCredentials } from "./auth.js";
@@ -103,29 +105,23 @@ export async function repositoryOrigin(folder: string): Promise<{ url: string; b
   return { url, branch, path: relative };
 }
 
-/**
- * A full, non-bare clone of one branch (working tree and .git/) for the partition wire
- * format: the local branch ref is kept, and the remote is removed, so no URL (and no
- * credential) travels with the archive. Returns the branch's commit.
- */
-export async function cloneForArchive(options: { url: string; dir: string; branch: string; credentials?: GitCredentials }): Promise<string> {
-  const { url, dir, branch, credentials } = options;
-  const transport = openTransport(url, credentials);
-  try {
-    await git.clone({ fs: gitFs, http: transport.http, dir, url: transport.url, ref: branch, singleBranch: true, headers: transport.headers });
-  } catch (err) {
-    if (err instanceof Errors.NotFoundError) throw new GitError("not-found", `${safeUrl(url)}: branch ${branch} does not exist`, err);
-    throw networkError(`clone ${safeUrl(url)}`, err);
-  } finally {
-    transport.release();
-  }
-  await git.deleteRemote({ fs: gitFs, dir, remote: "origin" });
-  return git.resolveRef({ fs: gitFs, dir, ref: `refs/heads/${branch}` });
-}
-
 /** A failure of a network operation as a GitError: an SSH failure keeps its kind (a refused key or host key needs a person). */
 function networkError(what: string, err: unknown): GitError {
   if (err instanceof GitError) return err;
   if (err instanceof SshError) return sshGitError(err);
   return new GitError("network", `failed to ${what}: ${redact(err instanceof Error ? err.message : String(err))}`, err);
+}
+
+/**
+ * A working folder (tree and .git/) at `commit` on `branch`, made from a local mirror without
+ * touching the network: the mirror's objects are copied, the branch written and checked out,
+ * and no remote is configured (the partition wire format carries no URL). Returns the commit.
+ */
+export async function checkoutFromMirror(options: { mirror: string; dir: string; branch: string; commit: string }): Promise<string> {
+  const { mirror, dir, branch, commit } = options;
+  await git.init({ fs: gitFs, dir, defaultBranch: branch });
+  await cp(path.join(mirror, "objects"), path.join(dir, ".git", "objects"), { recursive: true });
+  await git.writeRef({ fs: gitFs, dir, ref: `refs/heads/${branch}`, value: commit, force: true });
+  await git.checkout({ fs: gitFs, dir, ref: branch, force: true });
+  return commit;
 }

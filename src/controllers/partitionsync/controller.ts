@@ -78,6 +78,7 @@ async function runProducer(deps: ControllerDeps, ctx: Ctx, bucket: Bucket): Prom
       workDir,
       dryRun: spec.dryRun,
       signal: ctx.signal,
+      mirrors: deps.workDirs,
     }),
   );
   ctx.status.unreadableKeys = unreadable(result.unreadable);
