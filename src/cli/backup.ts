@@ -14,7 +14,8 @@ import { sleep } from "../util/backoff.js";
 import { parseDuration } from "../util/duration.js";
 import { errorText, rootLogger } from "../util/log.js";
 import { registerSecret, safeUrl } from "../util/redact.js";
-import { isSshUrl } from "../util/giturl.js";
+import { isSshUrl, parseGitUrl } from "../util/giturl.js";
+import { assertRecipient } from "../partition/crypto.js";
 import { s3EndpointUrl } from "../util/url.js";
 import { commandGitCredentials, CredentialsFileError, SSH_FLAGS } from "./git-credentials.js";
 import { Bucket } from "../s3/bucket.js";
@@ -106,6 +107,13 @@ function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
     throw new UsageError(`${values.endpoint ? "--endpoint" : "MINIO_ENDPOINT"}: ${(err as Error).message}`);
   }
   const repoUrl = pick("repo", "GIT_REPOSITORY");
+  if (repoUrl) {
+    try {
+      parseGitUrl(repoUrl);
+    } catch (err) {
+      throw new UsageError(`${values.repo ? "--repo" : "GIT_REPOSITORY"}: ${(err as Error).message}`);
+    }
+  }
   const workDir = pick("work-dir", "WORK_DIR");
   if (!repoUrl && !workDir) throw new UsageError("set GIT_REPOSITORY (or --repo), or WORK_DIR alone for a download-only mirror");
   const username = pickOr("username", "GIT_USERNAME", "gitsync");
@@ -130,10 +138,10 @@ function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
       include: values.include ?? [],
       exclude: values.exclude ?? [],
       prune: !values["no-prune"],
-      maxDeletePercent: wholeNumber("--max-delete-percent", pickOr("max-delete-percent", undefined, "50")),
+      maxDeletePercent: percent("--max-delete-percent", pickOr("max-delete-percent", undefined, "50")),
       encrypt: values["encrypt-include"] ?? [],
     },
-    recipients: values["encrypt-recipient"] ?? [],
+    recipients: recipients(values["encrypt-recipient"] ?? []),
     concurrency: wholeNumber("--concurrency", pickOr("concurrency", undefined, "10")),
     dryRun: values["dry-run"] ?? false,
     retry: {
@@ -151,6 +159,24 @@ function sshFiles(values: Flags, env: NodeJS.ProcessEnv, repoUrl: string): { ssh
   const sshKey = values["ssh-key"] ?? env.GIT_SSH_KEY_FILE ?? env.SSH_KEY_PATH ?? (existsSync(OLD_JOB_KEY) ? OLD_JOB_KEY : undefined);
   if (!sshKey) throw new UsageError(`${repoUrl} is an SSH repository: set SSH_KEY_PATH or GIT_SSH_KEY_FILE (or --ssh-key) to its private key`);
   return { sshKey, knownHosts: values["known-hosts"] ?? env.GIT_KNOWN_HOSTS };
+}
+
+function percent(name: string, text: string): number {
+  const n = wholeNumber(name, text);
+  if (n > 100) throw new UsageError(`${name} is a percentage from 0 to 100, not ${n}`);
+  return n;
+}
+
+/** --encrypt-recipient values, each checked to be an age recipient before anything is downloaded. */
+function recipients(values: string[]): string[] {
+  values.forEach((r, i) => {
+    try {
+      assertRecipient(r, `--encrypt-recipient[${i}]`);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  });
+  return values;
 }
 
 function wholeNumber(name: string, text: string): number {

@@ -48,7 +48,13 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
   if (swept) log.info("Swept work directory", { root: workDirs.root, entries: swept });
   const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
   const leaderElect = values["no-leader-elect"] ? false : (values["leader-elect"] ?? inCluster);
-  const kube = KubeClient.fromKubeconfig(values.kubeconfig);
+  let kube: KubeClient;
+  try {
+    kube = KubeClient.fromKubeconfig(values.kubeconfig);
+  } catch (err) {
+    process.stderr.write(`gitsync operator: cannot load the kubeconfig${values.kubeconfig ? ` ${values.kubeconfig}` : ""}: ${(err as Error).message}\n`);
+    return 2;
+  }
   const manager = new Manager(
     {
       kube,
