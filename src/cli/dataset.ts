@@ -29,7 +29,7 @@ import { parseDuration } from "../util/duration.js";
 import { errorText } from "../util/log.js";
 import { registerSecret } from "../util/redact.js";
 import { normalizeRepoUrl } from "../util/url.js";
-import { commandGitCredentials } from "./git-credentials.js";
+import { commandGitCredentials, SSH_FLAGS, SSH_USAGE } from "./git-credentials.js";
 
 export const DATASET_USAGE = `Usage: gitsync dataset <command> [options]
 
@@ -50,8 +50,9 @@ Options:
   --config FILE           the old tool's config.ini: [WORKING_ENVIRONMENT] WORKDIR, OPERATOR,
                           IMPORTDIR and [ETCD] HOST, PORT
   --output text|json      default text
-Git credentials for import and publish come from GIT_USERNAME and GIT_TOKEN (HTTP), or
-GIT_SSH_KEY_FILE, GIT_SSH_KEY_PASSPHRASE and GIT_KNOWN_HOSTS (SSH; known_hosts defaults to ~/.ssh/known_hosts).
+${SSH_USAGE}
+Git credentials for import and publish come from GIT_USERNAME and GIT_TOKEN (HTTP), or the
+SSH key and known_hosts above.
 Exit codes: 0 success, 1 nothing matched, 2 connection or input error.
 `;
 
@@ -74,6 +75,7 @@ const OPTIONS = {
   description: { type: "string" },
   license: { type: "string" },
   help: { type: "boolean", short: "h" },
+  ...SSH_FLAGS,
 } as const;
 
 type Flags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>["values"];
@@ -113,6 +115,8 @@ interface Context {
   prefix: string;
   config: OldConfig;
   json: boolean;
+  /** --ssh-key and --known-hosts, for import and publish over SSH. */
+  ssh: { sshKey?: string; knownHosts?: string };
 }
 
 function dispatch(command: string, parsed: { values: Flags; positionals: string[] }, context: Context, io: DatasetIo): Promise<number> {
@@ -156,6 +160,7 @@ function resolveContext(values: Flags, env: NodeJS.ProcessEnv): Context {
     prefix: trimPrefix(values.prefix ?? DEFAULT_PREFIX),
     config,
     json: values.output === "json",
+    ssh: { sshKey: values["ssh-key"], knownHosts: values["known-hosts"] },
   };
 }
 
@@ -220,7 +225,7 @@ async function importAdvert(store: EtcdStore, context: Context, target: { path: 
   const operator = advert.key.split("/").at(-1) ?? advert.operator;
   const dir = target.dir ?? path.join(context.config.importDir ?? ".", advert.hub, advert.date, operator);
   if (existsSync(dir)) throw new InputError(`${dir} already exists`);
-  const credentials = commandGitCredentials(io.env);
+  const credentials = commandGitCredentials(io.env, context.ssh);
   await cloneAtCommit({ url: advert.url, dir, branch: advert.branch, commit: advert.commit, credentials });
   io.out(`Imported ${advert.hub}/${advert.date}/${operator} into ${dir} at ${advert.commit} (verified: HEAD is the advertised commit)\n`);
   return 0;
@@ -271,7 +276,7 @@ async function publish(store: EtcdStore, context: Context, values: Flags, io: Da
     if (!SEGMENT.test(value)) throw new InputError(`${flag} "${value}": letters, digits, '.', '_' or '-' only`);
   const dir = values.repo ?? context.config.workDir ?? ".";
   const now = new Date();
-  const credentials = commandGitCredentials(io.env);
+  const credentials = commandGitCredentials(io.env, context.ssh);
   const folder = await commitAllAndPush({ dir, message: `sync ${advertDate(now)}`, author: { name: operator, email: `${operator}@gitsync.dev` }, credentials });
   const stats = await new GitRepository(folder.url, path.join(dir, ".git")).treeStats(folder.commit);
   const value: AdvertValue = {

@@ -18,7 +18,7 @@ import { parseDuration } from "../util/duration.js";
 import { errorText } from "../util/log.js";
 import { fieldPath } from "../util/fields.js";
 import { parseGitUrl, repoUnder } from "../util/giturl.js";
-import { commandGitCredentials } from "./git-credentials.js";
+import { commandGitCredentials, SSH_FLAGS } from "./git-credentials.js";
 import { registerSecret } from "../util/redact.js";
 import { assertEd25519Key, assertIdentity, assertRecipient } from "../partition/crypto.js";
 
@@ -28,7 +28,8 @@ Both read the old git-partition-sync environment:
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_S3_BUCKET   the bucket
   AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL                              an S3 endpoint other than AWS (e.g. MinIO)
   GITLAB_BASE_URL, GITLAB_USERNAME, GITLAB_TOKEN                       the source (produce) or destination (consume) server
-  GIT_SSH_KEY_FILE, GIT_SSH_KEY_PASSPHRASE, GIT_KNOWN_HOSTS            for a GITLAB_BASE_URL of ssh://user@host or user@host:
+  GIT_SSH_KEY_FILE (--ssh-key), GIT_SSH_KEY_PASSPHRASE,
+  GIT_KNOWN_HOSTS (--known-hosts)                                      for a GITLAB_BASE_URL of ssh://user@host or user@host:
   WORKDIR                                                              scratch space (default: the system's temporary folder)
   RECONCILE_SLEEP_TIME                                                 a Go duration between runs when not run once (default 5m)
   DRY_RUN, RUN_ONCE                                                    or the flags -dry-run and -run-once[=false] (run once by default)
@@ -56,6 +57,7 @@ const OPTIONS = {
   prefix: { type: "string", default: "" },
   insecure: { type: "boolean", default: false },
   help: { type: "boolean", short: "h" },
+  ...SSH_FLAGS,
 } as const;
 
 class ConfigError extends Error {}
@@ -108,12 +110,14 @@ function bucketFrom(env: NodeJS.ProcessEnv, insecure: boolean): Bucket {
   );
 }
 
+const sshFlags = (values: Values): { sshKey?: string; knownHosts?: string } => ({ sshKey: values["ssh-key"], knownHosts: values["known-hosts"] });
+
 /** The git server of one side: GITLAB_BASE_URL (https://, ssh:// or user@host:), GITLAB_USERNAME and GITLAB_TOKEN, or an SSH key. */
-function gitlab(env: NodeJS.ProcessEnv): { baseUrl: string; credentials?: GitCredentials } {
+function gitlab(env: NodeJS.ProcessEnv, ssh: { sshKey?: string; knownHosts?: string } = {}): { baseUrl: string; credentials?: GitCredentials } {
   const baseUrl = required(env, "GITLAB_BASE_URL");
   configured(() => parseGitUrl(repoUnder(baseUrl, "group/project.git")), "GITLAB_BASE_URL");
   let credentials: GitCredentials | undefined;
-  configured(() => (credentials = commandGitCredentials(env, { username: env.GITLAB_USERNAME, token: env.GITLAB_TOKEN })));
+  configured(() => (credentials = commandGitCredentials(env, { ...ssh, username: env.GITLAB_USERNAME, token: env.GITLAB_TOKEN })));
   return { baseUrl: /:$/.test(baseUrl) && !baseUrl.includes("://") ? baseUrl : baseUrl.replace(/\/+$/, ""), credentials };
 }
 
@@ -161,7 +165,7 @@ type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositi
 async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean, mirrors: WorkDirs): Promise<RepoOutcome[]> {
   const file = values["desired-state"] ?? env.DESIRED_STATE_FILE;
   if (!file) throw new ConfigError("--desired-state FILE (or DESIRED_STATE_FILE) is required");
-  const repos = reposFromDesiredState(readConfigFile(file, "--desired-state"), file, gitlab(env));
+  const repos = reposFromDesiredState(readConfigFile(file, "--desired-state"), file, gitlab(env, sshFlags(values)));
   const recipients = required(env, "PUBLIC_KEY")
     .split(",")
     .map((r) => r.trim())
@@ -199,7 +203,7 @@ async function runConsume(values: Values, env: NodeJS.ProcessEnv, workDir: strin
   const identity = required(env, "PRIVATE_KEY").trim();
   registerSecret(identity);
   configured(() => assertIdentity(identity, "PRIVATE_KEY"));
-  const server = gitlab(env);
+  const server = gitlab(env, sshFlags(values));
   const caPath = env.INTERNAL_GIT_CA_PATH;
   const credentials = caPath ? { ...server.credentials, caCert: readConfigFile(caPath, "INTERNAL_GIT_CA_PATH") } : server.credentials;
   const push = values.push as "Force" | "FastForward";

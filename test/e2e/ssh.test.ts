@@ -394,7 +394,9 @@ describe("git over SSH (OpenSSH's sshd)", function () {
       assert.equal(env().git.git("sshcli-dataset", "show", "main:values.csv"), "k,v\n1,2");
       const date = new Date().toISOString().slice(0, 10);
       const target = path.join(work, "imported");
-      const imported = await runGitsync(["dataset", "import", `ssh-cli/${date}/lab-s`, target], vars);
+      const withoutSsh = Object.fromEntries(Object.entries(vars).filter(([name]) => !["GIT_SSH_KEY_FILE", "GIT_KNOWN_HOSTS"].includes(name)));
+      const flags = ["--ssh-key", ssh().identityFile(), "--known-hosts", path.join(work, "known_hosts")];
+      const imported = await runGitsync(["dataset", "import", `ssh-cli/${date}/lab-s`, target, ...flags], withoutSsh);
       assert.equal(imported.code, 0, imported.stderr + imported.stdout);
       assert.equal(execFileSync("git", ["-C", target, "rev-parse", "HEAD"], { encoding: "utf8" }).trim(), head);
       assert.deepEqual(keyFilesBelow(target), []);
