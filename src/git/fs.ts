@@ -24,7 +24,7 @@ const PROBE_ANSWER = Promise.reject(new Error("readFile needs a path"));
 PROBE_ANSWER.catch(() => undefined);
 
 function readFile(...args: Parameters<typeof fsp.readFile>): ReturnType<typeof fsp.readFile> {
-  return args[0] === undefined ? (PROBE_ANSWER) : fsp.readFile(...args);
+  return args[0] === undefined ? PROBE_ANSWER : fsp.readFile(...args);
 }
 
 export const gitFs = { promises: { ...fsp, readFile, writeFile: atomicWriteFile } };
