@@ -73,6 +73,11 @@ export class OperatorProcess {
     return this.child.pid;
   }
 
+  /** True until the process has exited, whichever way. */
+  isRunning(): boolean {
+    return this.child.exitCode === null && this.child.signalCode === null;
+  }
+
   /** Parsed JSON log records. */
   records(): Record<string, unknown>[] {
     return this.lines.flatMap((line) => {
