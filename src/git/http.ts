@@ -47,14 +47,20 @@ export function createHttpClient(caCert?: string, stats?: TransportStats): HttpC
 }
 
 function count(stats: TransportStats, method: string, url: URL, body: Buffer | undefined): void {
-  if (method === "POST" && url.pathname.endsWith("/git-upload-pack")) {
-    if (body?.subarray(0, 64).includes("command=ls-refs")) stats.refListings += 1;
-    else stats.fetches += 1;
-  } else if (method === "POST" && url.pathname.endsWith("/git-receive-pack")) stats.pushes += 1;
+  const service = url.pathname.split("/").pop();
+  if (method === "POST" && (service === "git-upload-pack" || service === "git-receive-pack")) countRequest(stats, service, body);
   else if (url.pathname.endsWith("/info/refs") && url.searchParams.get("service") === "git-upload-pack") stats.refListings += 1;
 }
 
-async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Buffer> {
+/** Counts one request of a git service by what its body asks for; shared by the HTTP and SSH transports. */
+export function countRequest(stats: TransportStats, service: "git-upload-pack" | "git-receive-pack", body: Buffer | undefined): void {
+  if (service === "git-receive-pack") stats.pushes += 1;
+  else if (body?.subarray(0, 64).includes("command=ls-refs")) stats.refListings += 1;
+  else stats.fetches += 1;
+}
+
+/** A request body as one buffer. */
+export async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Buffer> {
   const chunks: Uint8Array[] = [];
   for await (const chunk of body) chunks.push(chunk);
   return Buffer.concat(chunks);

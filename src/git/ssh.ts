@@ -16,7 +16,7 @@ import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git
 import ssh2, { type Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import { knownHostsName } from "../util/giturl.js";
 import { fingerprint, hostKeyAlgorithms, keysFor } from "./known-hosts.js";
-import type { TransportStats } from "./http.js";
+import { collect, countRequest, type TransportStats } from "./http.js";
 
 export interface SshTarget {
   user: string;
@@ -96,7 +96,7 @@ export class SshHttpClient implements HttpClient {
       return response(req, `application/x-${service}-advertisement`, once(body));
     }
     const request = req.body ? await collect(req.body) : Buffer.alloc(0);
-    if (this.stats) count(this.stats, service, request);
+    if (this.stats) countRequest(this.stats, service, request);
     let session = this.session?.service === service ? this.session : undefined;
     this.session = undefined;
     if (!session) {
@@ -325,16 +325,4 @@ function response(req: GitHttpRequest, contentType: string, body: AsyncIterableI
 
 async function* once(data: Uint8Array): AsyncIterableIterator<Uint8Array> {
   yield await Promise.resolve(data);
-}
-
-function count(stats: TransportStats, service: string, body: Buffer): void {
-  if (service === "git-receive-pack") stats.pushes += 1;
-  else if (body.subarray(0, 64).includes("command=ls-refs")) stats.refListings += 1;
-  else stats.fetches += 1;
-}
-
-async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }

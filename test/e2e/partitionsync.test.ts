@@ -388,21 +388,7 @@ describe("PartitionSync (real operator, versitygw, git server, age CLI)", functi
       ],
     };
     writeFileSync(path.join(work, "desired.yaml"), stringify(desired));
-    const oldEnv = {
-      ...process.env,
-      AWS_ACCESS_KEY_ID: env().s3.accessKey,
-      AWS_SECRET_ACCESS_KEY: env().s3.secretKey,
-      AWS_REGION: "us-east-1",
-      AWS_S3_BUCKET: BUCKET,
-      AWS_ENDPOINT_URL: env().s3.endpoint,
-      GITLAB_BASE_URL: env().git.baseUrl,
-      GITLAB_USERNAME: env().git.username,
-      GITLAB_TOKEN: env().git.password,
-      WORKDIR: path.join(work, "wd"),
-      RECONCILE_SLEEP_TIME: "1s",
-      PUBLIC_KEY: recipient,
-      PRIVATE_KEY: identity,
-    };
+    const oldEnv = commandEnv(work);
     // Ours → the old consumer's steps.
     const produced = await runGitsync(
       ["partition", "produce", "-run-once", "--prefix", "legacy/", "--desired-state", path.join(work, "desired.yaml"), "--insecure"],
