@@ -57,11 +57,62 @@ export function isEncrypted(key: string, globs: string[]): boolean {
 export function selectKeys(listing: Map<string, ObjectInfo>, options: Pick<PlanOptions, "include" | "exclude">): Index {
   const include = picomatch(options.include.length ? options.include : ["**"], { dot: true });
   const exclude = options.exclude.length ? picomatch(options.exclude, { dot: true }) : () => false;
-  const selected: Index = {};
-  for (const key of [...listing.keys()].sort()) {
-    if (include(key) && !exclude(key)) selected[key] = listing.get(key) as ObjectInfo;
+  // fromEntries defines own properties: a key such as __proto__ stays a key, not a prototype.
+  return Object.fromEntries([...listing.keys()].sort().flatMap((key) => (include(key) && !exclude(key) ? [[key, listing.get(key) as ObjectInfo]] : [])));
+}
+
+/**
+ * Why a key cannot be a file of the repo or of WORK_DIR, or undefined when it can: each of its
+ * slash-separated names must be one a file system and git both take, and none may be .git.
+ */
+export function unsafeKeyReason(key: string, options: Pick<PlanOptions, "destPath" | "encrypt">): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u001f\u007f]/.test(key)) return "holds a control character";
+  for (const name of key.split("/")) {
+    if (name === "") return "has an empty name between slashes";
+    if (name === "." || name === "..") return `has a "${name}" name`;
+    if (name.toLowerCase() === ".git") return "names a .git folder";
+    if (Buffer.byteLength(name) > 255) return "has a name longer than 255 bytes";
   }
-  return selected;
+  if (repoPath(key, options) === indexPath(options.destPath)) return "is the sync's own index file";
+  return undefined;
+}
+
+/**
+ * The keys that can be files, and the others named with the reason ("key": reason). Folder
+ * markers (empty keys ending in /) are left out silently; a key that is also the folder of
+ * other keys is skipped, and the objects below it are kept.
+ */
+export function writableKeys(listing: Index, options: Pick<PlanOptions, "destPath" | "encrypt">): { index: Index; skipped: string[] } {
+  const safe: [string, ObjectInfo][] = [];
+  const skipped: string[] = [];
+  const folders = new Set<string>();
+  for (const [key, info] of Object.entries(listing)) {
+    if (key.endsWith("/") && info.size === 0) continue;
+    const reason = unsafeKeyReason(key, options);
+    if (reason) {
+      skipped.push(`${JSON.stringify(key)}: ${reason}`);
+      continue;
+    }
+    safe.push([key, info]);
+    const file = repoPath(key, options);
+    for (let slash = file.indexOf("/"); slash > 0; slash = file.indexOf("/", slash + 1)) folders.add(file.slice(0, slash));
+  }
+  const kept = safe.filter(([key]) => {
+    if (!folders.has(repoPath(key, options))) return true;
+    skipped.push(`${JSON.stringify(key)}: is a file and the folder of other objects at once; the objects below it are kept`);
+    return false;
+  });
+  return { index: Object.fromEntries(kept), skipped };
+}
+
+/** The keys to mirror: those that can be files (the others named in skipped), then include/exclude. */
+export function mirroredKeys(
+  listing: Map<string, ObjectInfo>,
+  options: Pick<PlanOptions, "include" | "exclude" | "destPath" | "encrypt">,
+): { index: Index; skipped: string[] } {
+  const { index, skipped } = writableKeys(Object.fromEntries(listing), options);
+  return { index: selectKeys(new Map(Object.entries(index)), options), skipped };
 }
 
 /**

@@ -218,7 +218,9 @@ async function syncWithRetries(options: BackupOptions): Promise<number> {
           : changed
             ? "Wrote backup files"
             : "Backup already up to date";
-        log.info(message, { destination, ...result });
+        const { skipped, ...summary } = result;
+        log.info(message, { destination, ...summary, skipped: skipped.length });
+        if (skipped.length > 0) log.warn(`Skipped ${skipped.length} bucket keys that cannot be files`, { keys: skipped });
         if (result.pruneRefused) log.warn("Refused to prune", { reason: result.pruneRefused });
         return 0;
       } catch (err) {

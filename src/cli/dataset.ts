@@ -5,6 +5,7 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
+import { rm } from "node:fs/promises";
 import path from "node:path";
 import { parseArgs } from "node:util";
 import { parseOldConfig, type OldConfig } from "../dataset/config.js";
@@ -221,13 +222,21 @@ async function show(store: EtcdStore, context: Context, at: string, io: DatasetI
 async function importAdvert(store: EtcdStore, context: Context, target: { path: string; dir?: string }, io: DatasetIo): Promise<number> {
   const advert = findAdvert(await adverts(store, context.prefix), target.path);
   if (!advert) return (io.err(`gitsync dataset: no advert ${target.path} under ${context.prefix}\n`), 1);
+  if (advert.unreadable) throw new InputError(`${advert.key}: unreadable advert: ${advert.unreadable}`);
   if (!advert.commit) throw new InputError(`${advert.key} names no commit (an advert of the old tool): clone ${advert.url} yourself`);
-  const operator = advert.key.split("/").at(-1) ?? advert.operator;
-  const dir = target.dir ?? path.join(context.config.importDir ?? ".", advert.hub, advert.date, operator);
+  const dir = target.dir ?? path.join(context.config.importDir ?? ".", advert.hub, advert.date, advert.operator);
   if (existsSync(dir)) throw new InputError(`${dir} already exists`);
   const credentials = commandGitCredentials(io.env, context.ssh);
-  await cloneAtCommit({ url: advert.url, dir, branch: advert.branch, commit: advert.commit, credentials });
-  io.out(`Imported ${advert.hub}/${advert.date}/${operator} into ${dir} at ${advert.commit} (verified: HEAD is the advertised commit)\n`);
+  // Leave no half-made clone behind: on failure, remove the first folder on the way that did not exist before.
+  let created = path.resolve(dir);
+  while (!existsSync(path.dirname(created))) created = path.dirname(created);
+  try {
+    await cloneAtCommit({ url: advert.url, dir, branch: advert.branch, commit: advert.commit, credentials });
+  } catch (err) {
+    await rm(created, { recursive: true, force: true });
+    throw new Error(`import of ${advert.key}: ${errorText(err)}`, { cause: err });
+  }
+  io.out(`Imported ${advert.hub}/${advert.date}/${advert.operator} into ${dir} at ${advert.commit} (verified: HEAD is the advertised commit)\n`);
   return 0;
 }
 

@@ -225,7 +225,7 @@ async function runConsume(values: Values, env: NodeJS.ProcessEnv, workDir: strin
       workDir,
       dryRun,
     });
-    for (const key of result.unreadable) process.stderr.write(`skipped ${key}: not a partition-sync object key\n`);
+    for (const entry of result.unreadable) process.stderr.write(`skipped ${entry} (not a partition-sync object key)\n`);
     return result.repos;
   } finally {
     bucket.close();

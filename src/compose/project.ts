@@ -80,9 +80,19 @@ export async function readProjectFile(files: ProjectFiles, relPath: string, decr
   }
 }
 
-/** KEY=VALUE lines as compose reads them (the dotenv format). */
+/** KEY=VALUE lines as compose reads them (the dotenv format); text only, so binary garbage is refused naming its line. */
 export function parseEnvFile(file: ProjectFile): Record<string, string> {
-  return parseDotenv(Buffer.from(file.data));
+  let text: string;
+  try {
+    text = new TextDecoder("utf-8", { fatal: true }).decode(file.data);
+  } catch {
+    throw new ComposeInvalidError(file.path, "", "is not UTF-8 text");
+  }
+  // eslint-disable-next-line no-control-regex
+  const control = /[\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f]/.exec(text);
+  if (control)
+    throw new ComposeInvalidError(file.path, `line ${text.slice(0, control.index).split("\n").length}`, "holds a control character; expected KEY=VALUE lines");
+  return parseDotenv(text);
 }
 
 async function findComposeFile(files: ProjectFiles, options: LoadOptions): Promise<ProjectFile> {

@@ -302,13 +302,23 @@ function containerOf(name: string, compose: ComposeService, parts: ContainerPart
   };
 }
 
+/** deploy.replicas (or the older scale), default 1: a whole number from 0. */
+function replicasOf(compose: ComposeService, field: string): number {
+  const deploy = (compose.deploy ?? {}) as { replicas?: unknown };
+  const replicas = Number(deploy.replicas ?? compose.scale ?? 1);
+  if (!Number.isInteger(replicas) || replicas < 0 || replicas > 10_000) {
+    const where = deploy.replicas !== undefined ? "deploy.replicas" : "scale";
+    throw new FieldError(`${field}.${where}`, `${JSON.stringify(deploy.replicas ?? compose.scale)} is not a number of replicas (a whole number from 0)`);
+  }
+  return replicas;
+}
+
 async function renderService(project: Project, options: RenderOptions, name: string, compose: ComposeService, known: Set<string>): Promise<RenderedService> {
   const field = `services.${name}`;
   const mounts = await mountsOf(project.files, name, compose.volumes, project.volumes, `${field}.volumes`);
   const { volumes, volumeMounts } = podVolumes(mounts, (volume) => claimName(options, volume));
   const env = await envOf(project, name, compose);
-  const deploy = (compose.deploy ?? {}) as { replicas?: unknown };
-  const replicas = Number(deploy.replicas ?? compose.scale ?? 1);
+  const replicas = replicasOf(compose, field);
   const ports = ((compose.ports as unknown[] | undefined) ?? []).map((port, i) => parsePort(port, `${field}.ports[${i}]`));
   const exposed = ((compose.expose as unknown[] | undefined) ?? []).map((port, i) => parsePort(String(port), `${field}.expose[${i}]`));
   const secretName = `${name}-env`;

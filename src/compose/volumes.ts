@@ -23,6 +23,8 @@ export interface ConfigMapPlan {
   name: string;
   /** The project path mounted. */
   source: string;
+  /** The compose field that mounts it (services.web.volumes[0]), for errors. */
+  field: string;
   single: boolean;
   items: ConfigItem[];
 }
@@ -85,7 +87,7 @@ async function configMount(files: ProjectFiles, service: string, spec: VolumeSpe
     const below = single ? source.split("/").pop()! : file.path.slice(source ? source.length + 1 : 0);
     return { key: configKey(below, taken), path: below, file };
   });
-  return { kind: "config", target: spec.target, readOnly: true, configMap: { name, source, single, items } };
+  return { kind: "config", target: spec.target, readOnly: true, configMap: { name, source, field, single, items } };
 }
 
 /** Every `volumes` entry of a service as a mount. */
@@ -133,7 +135,7 @@ export async function configMapData(files: ProjectFiles, plan: ConfigMapPlan): P
   for (const item of plan.items) {
     const content = (await files.read(item.file.path)) ?? new Uint8Array();
     bytes += content.byteLength;
-    if (bytes > CONFIGMAP_LIMIT_BYTES) throw new FieldError(plan.source || ".", `the files mounted from "${plan.source || "."}" exceed the 1 MiB object limit`);
+    if (bytes > CONFIGMAP_LIMIT_BYTES) throw new FieldError(plan.field, `the files mounted from "${plan.source || "."}" exceed the 1 MiB object limit`);
     try {
       data[item.key] = decoder.decode(content);
     } catch {

@@ -43,6 +43,10 @@ export const clusterBackupSyncStatus = z.object({
   files: z.number().int().optional(),
   clusters: z.array(z.object({ name: z.string(), files: z.number().int() })).optional(),
   lastChanges: z.object({ added: z.number().int(), modified: z.number().int(), deleted: z.number().int() }).optional(),
+  skippedKeys: z
+    .array(z.string())
+    .optional()
+    .describe('Bucket keys that cannot be files ("..", .git, control characters, a file that is also a folder), with the reason; at most 20.'),
 });
 
 export type ClusterBackupSyncSpec = z.infer<typeof clusterBackupSyncSpec>;
@@ -58,7 +62,13 @@ export const ClusterBackupSyncCondition = {
   PruneRefused: "PruneRefused",
 } as const;
 
-export const ClusterBackupSyncReason = { Synced: "Synced", MissingCredentials: "MissingCredentials", InvalidSchedule: "InvalidSchedule" } as const;
+export const ClusterBackupSyncReason = {
+  Synced: "Synced",
+  MissingCredentials: "MissingCredentials",
+  InvalidSchedule: "InvalidSchedule",
+  /** Bucket keys that cannot be files were left out (a Warning event). */
+  KeysSkipped: "KeysSkipped",
+} as const;
 
 export const clusterBackupSyncKind: KindDefinition<ClusterBackupSyncSpec, ClusterBackupSyncStatus> = {
   kind: "ClusterBackupSync",

@@ -5,6 +5,7 @@
 
 import { z } from "zod";
 import { describeZodError } from "../util/fields.js";
+import { parseGitUrl } from "../util/giturl.js";
 
 export const DEFAULT_PREFIX = "/gitsync/datasets";
 
@@ -29,6 +30,8 @@ export type AdvertValue = z.infer<typeof advertValue>;
 
 export interface Advert extends AdvertValue {
   key: string;
+  /** Why the value cannot be imported (not JSON of an advert, a URL git does not speak, a commit that is none). */
+  unreadable?: string;
   /** The date segment as written (padded or not); `date` below is always YYYY-MM-DD. */
   date: string;
   /** The etcd lease the key is attached to, "0" for none. */
@@ -62,22 +65,41 @@ export function parseAdvert(prefix: string, key: string, value: string, lease?: 
   if (!key.startsWith(base)) return undefined;
   const [hub, dateSegment, operator, ...rest] = key.slice(base.length).split("/");
   const date = dateSegment && normalizeDate(dateSegment);
-  if (!hub || !date || !operator || rest.length > 0) return undefined;
+  // Hub and operator become folder names on import: only plain names, as publishers are held to.
+  if (!hub || !SEGMENT.test(hub) || !date || !operator || !SEGMENT.test(operator) || rest.length > 0) return undefined;
   const fields = parseValue(value, hub, operator);
-  return { ...fields, key, date, lease };
+  // The key says whose advert it is; a value cannot claim another hub or operator.
+  return { ...fields, hub, operator, key, date, lease };
 }
 
-/** The JSON value, or the old tool's plain URL. */
-function parseValue(value: string, hub: string, operator: string): AdvertValue {
+/** The JSON value, or the old tool's plain URL; one that cannot be imported carries `unreadable`. */
+function parseValue(value: string, hub: string, operator: string): AdvertValue & { unreadable?: string } {
   const text = value.trim();
-  if (!text.startsWith("{")) return { url: text, hub, operator };
-  try {
-    const parsed = advertValue.safeParse(JSON.parse(text));
-    if (parsed.success) return parsed.data;
-    return { url: "", hub, operator, description: `unreadable advert: ${describeZodError(parsed.error, "value")}` };
-  } catch (err) {
-    return { url: "", hub, operator, description: `unreadable advert: ${(err as Error).message}` };
+  const unreadable = (why: string): AdvertValue & { unreadable: string } => ({
+    url: "",
+    hub,
+    operator,
+    description: `unreadable advert: ${why}`,
+    unreadable: why,
+  });
+  let fields: AdvertValue;
+  if (!text.startsWith("{")) fields = { url: text, hub, operator };
+  else {
+    try {
+      const parsed = advertValue.safeParse(JSON.parse(text));
+      if (!parsed.success) return unreadable(describeZodError(parsed.error, "value"));
+      fields = parsed.data;
+    } catch (err) {
+      return unreadable((err as Error).message);
+    }
   }
+  try {
+    parseGitUrl(fields.url);
+  } catch {
+    return unreadable(`value.url: not a git URL (http, https or ssh)`);
+  }
+  if (fields.commit !== undefined && !/^[0-9a-f]{40}$/.test(fields.commit)) return unreadable("value.commit: not a full commit id");
+  return fields;
 }
 
 /** What `gitsync dataset ls` shows for a path: hubs, dates in a hub, or adverts. */

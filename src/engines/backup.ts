@@ -10,7 +10,7 @@ import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promise
 import path from "node:path";
 import { Encrypter } from "age-encryption";
 import type { Author, GitRepository } from "../git/repo.js";
-import type { Bucket } from "../s3/bucket.js";
+import { S3Error, type Bucket } from "../s3/bucket.js";
 import {
   classifyByContent,
   commitMessage,
@@ -21,7 +21,7 @@ import {
   planSync,
   renderIndex,
   repoPath,
-  selectKeys,
+  mirroredKeys,
   type Index,
   type PlanOptions,
 } from "../backup/plan.js";
@@ -48,6 +48,8 @@ export interface SyncResult {
   deleted: number;
   downloaded: number;
   pruneRefused?: string;
+  /** Keys that cannot be files, each as "key": reason; left in the bucket, not mirrored. */
+  skipped: string[];
 }
 
 /** What the destination holds: blob ids by path (below destPath) and the index text. */
@@ -64,7 +66,7 @@ export async function runBackupSync(req: SyncRequest & { repo: GitRepository; br
     req.bucket.list(options.prefix, req.signal),
     repo.resolve({ branch: req.branch }).then((head) => (head ? repo.sync({ branch: req.branch }) : undefined)),
   ]);
-  const listing = selectKeys(bucketListing, options);
+  const listing = mirroredKeys(bucketListing, options);
   const downloaded = new Map<string, Uint8Array>();
   let result: SyncResult | undefined;
   const pushed = await repo.commit({
@@ -92,7 +94,7 @@ export async function runBackupSync(req: SyncRequest & { repo: GitRepository; br
 
 /** Download-only: mirrors the bucket into a folder (the old CronJob's WORK_DIR without GIT_REPOSITORY). */
 export async function runBackupToDirectory(req: SyncRequest & { dir: string }): Promise<SyncResult> {
-  const listing = selectKeys(await req.bucket.list(req.options.prefix, req.signal), req.options);
+  const listing = mirroredKeys(await req.bucket.list(req.options.prefix, req.signal), req.options);
   const files = new Map<string, string>();
   for (const file of await walk(req.dir)) {
     if (file !== indexPath(req.options.destPath)) files.set(file, gitBlobId(await readFile(path.join(req.dir, file))));
@@ -118,17 +120,23 @@ export async function runBackupToDirectory(req: SyncRequest & { dir: string }): 
 /** The plan applied to the destination's state: path → new bytes or null, and the summary. */
 async function computeChanges(
   req: SyncRequest,
-  listing: Index,
+  listing: { index: Index; skipped: string[] },
   destination: Destination,
   cache: Map<string, Uint8Array>,
 ): Promise<{ changes: Map<string, Uint8Array | null>; result: SyncResult }> {
   const { options } = req;
   const previous = parseIndex(destination.indexText);
-  const plan = planSync(listing, previous, new Set(destination.files.keys()), options);
-  const downloads = await downloadAll(req.bucket, plan.download, req.concurrency, cache, req.signal);
+  const plan = planSync(listing.index, previous, new Set(destination.files.keys()), options);
+  const { downloads, vanished } = await downloadAll(req.bucket, plan.download, req.concurrency, cache, req.signal);
   let { added, modified } = plan;
   if (plan.compareByContent) {
     ({ added, modified } = classifyByContent(new Map([...downloads].map(([key, bytes]) => [key, gitBlobId(bytes)])), destination.files, options));
+  }
+  // A key listed but gone when fetched (deleted meanwhile, or one the server cannot serve) waits for the next run.
+  if (vanished.length > 0) {
+    const gone = new Set(vanished);
+    [added, modified] = [added.filter((k) => !gone.has(k)), modified.filter((k) => !gone.has(k))];
+    plan.nextIndex = Object.fromEntries(Object.entries(plan.nextIndex).filter(([key]) => !gone.has(key)));
   }
   const changes = new Map<string, Uint8Array | null>();
   for (const key of [...added, ...modified]) {
@@ -147,6 +155,7 @@ async function computeChanges(
     deleted: plan.deleted.length,
     downloaded: downloads.size,
     pruneRefused: plan.pruneRefused,
+    skipped: [...listing.skipped, ...vanished.map((key) => `${JSON.stringify(key)}: listed, then not found when fetched`)],
   };
   return { changes, result };
 }
@@ -157,10 +166,18 @@ async function downloadAll(
   concurrency: number,
   cache: Map<string, Uint8Array>,
   signal?: AbortSignal,
-): Promise<Map<string, Uint8Array>> {
+): Promise<{ downloads: Map<string, Uint8Array>; vanished: string[] }> {
   const missing = keys.filter((k) => !cache.has(k));
-  await mapLimit(missing, concurrency, async (key) => cache.set(key, await bucket.get(key, signal)));
-  return new Map(keys.map((k) => [k, cache.get(k) as Uint8Array]));
+  const vanished: string[] = [];
+  await mapLimit(missing, concurrency, async (key) => {
+    try {
+      cache.set(key, await bucket.get(key, signal));
+    } catch (err) {
+      if (err instanceof S3Error && err.kind === "no-such-key") vanished.push(key);
+      else throw err;
+    }
+  });
+  return { downloads: new Map(keys.flatMap((k) => (cache.has(k) ? [[k, cache.get(k) as Uint8Array]] : []))), vanished };
 }
 
 async function encrypt(bytes: Uint8Array, recipients: string[]): Promise<Uint8Array> {

@@ -52,7 +52,7 @@ export interface RepoOutcome {
   stale?: string[];
 }
 
-/** Lists every page under the prefix and reads every key; unreadable keys are reported, not fatal. */
+/** Lists every page under the prefix and reads every key; unreadable keys are reported ("key: why"), not fatal. */
 export async function listObjects(bucket: Bucket, prefix: string, signal?: AbortSignal): Promise<{ objects: BucketObject[]; unreadable: string[] }> {
   const index = await bucket.listKeys(prefix, signal);
   const objects: BucketObject[] = [];
@@ -61,7 +61,7 @@ export async function listObjects(bucket: Bucket, prefix: string, signal?: Abort
     try {
       objects.push({ key, size: info.size, ...decodeKey(key.slice(prefix.length)) });
     } catch (err) {
-      if (err instanceof KeyError) unreadable.push(key);
+      if (err instanceof KeyError) unreadable.push(`${key}: ${err.detail}`);
       else throw err;
     }
   }
@@ -359,7 +359,12 @@ async function applyChain(req: ConsumeRequest, gitdir: string, chain: readonly B
   for (const [i, bundle] of chain.entries()) {
     const file = path.join(scratch, `b${i}.bundle`);
     bytes += await download(req, bundle, file);
-    await applyBundle(gitdir, await readBytes(file));
+    try {
+      await applyBundle(gitdir, await readBytes(file));
+    } catch (err) {
+      // A bundle that does not parse or whose pack is broken fails its destination only.
+      throw new PartitionError("extract", `${bundle.key}: not a git bundle that applies: ${(err as Error).message}`, { cause: err });
+    }
     await rm(file, { force: true });
   }
   return bytes;

@@ -142,7 +142,7 @@ export function parseService(files: ServiceFiles): ServiceManifest {
     const contract = parseFile(files.source, "contract.yaml", files.contract, contractFile);
     manifest.contract = { version: stripV(contract.version), endpoints: contract.apiSpec?.endpoints ?? [] };
   } else if (files.openapi) {
-    const doc = parseFile(files.source, files.openapi.name, files.openapi.text, openApiFile);
+    const doc = parseFile(files.source, files.openapi.name, files.openapi.text, openApiFile, MAX_OPENAPI_MIB);
     const endpoints = Object.entries(doc.paths).flatMap(([path, ops]) =>
       Object.keys(ops ?? {})
         .filter((m) => HTTP_METHODS.has(m.toLowerCase()))
@@ -164,7 +164,13 @@ export function parseService(files: ServiceFiles): ServiceManifest {
   return manifest;
 }
 
-function parseFile<T>(source: string, file: string, text: string, schema: z.ZodType<T>): T {
+/** A manifest is a few kilobytes, an OpenAPI document rarely a few MiB; past these a file is refused before it is parsed. */
+const MAX_MANIFEST_MIB = 1;
+const MAX_OPENAPI_MIB = 16;
+
+function parseFile<T>(source: string, file: string, text: string, schema: z.ZodType<T>, maxMiB = MAX_MANIFEST_MIB): T {
+  const mib = Buffer.byteLength(text) / (1 << 20);
+  if (mib > maxMiB) throw new ManifestError(source, file, "", `${mib.toFixed(1)} MiB is larger than the ${maxMiB} MiB such a file may be`);
   const doc = parseDocument(text, { prettyErrors: true });
   const syntax = doc.errors[0];
   if (syntax) {

@@ -1,4 +1,5 @@
 // The object keys of the bucket, as the old git-partition-sync tool writes and reads them:
+import { branchNameProblem, REPO_NAME } from "../util/giturl.js";
 // base64 (standard alphabet, padded) of compact JSON with fields in a fixed order, then
 // ".tar.age". Our incremental objects add "base_sha" and end in ".bundle.age", which the old
 // consumer's reader never mistakes for a tarball. base_sha is the prerequisite's first 12 hex
@@ -31,7 +32,10 @@ export interface ObjectKey {
 
 /** A key that cannot be read; names the key, never its object. */
 export class KeyError extends Error {
-  constructor(key: string, detail: string) {
+  constructor(
+    key: string,
+    readonly detail: string,
+  ) {
     super(`object key ${key}: ${detail}`);
     this.name = "KeyError";
   }
@@ -79,10 +83,26 @@ export function decodeKey(key: string): ObjectKey {
   const commitSha = text("commit_sha");
   if (!group || !projectName || !localBranch || !remoteBranch) throw new KeyError(key, "lacks group, project_name or branch");
   if (!commitSha || !SHA.test(commitSha)) throw new KeyError(key, "commit_sha is not a full commit id");
+  const problem = nameProblem({ group, projectName, localBranch, remoteBranch });
+  if (problem) throw new KeyError(key, problem);
   const format: ObjectFormat = suffix === BUNDLE_SUFFIX ? "Bundle" : "Tarball";
   const baseSha = text("base_sha");
   if (format === "Bundle" && (!baseSha || !/^[0-9a-f]{7,40}$/.test(baseSha))) throw new KeyError(key, "a bundle's base_sha is not a commit id");
   return { group, projectName, commitSha, localBranch, remoteBranch, format, ...(format === "Bundle" ? { baseSha } : {}) };
+}
+
+/** The destination is <baseUrl>/<group>/<project>.git, the branches refs: no name may climb out or be one git refuses. */
+function nameProblem(names: Pick<ObjectKey, "group" | "projectName" | "localBranch" | "remoteBranch">): string | undefined {
+  if (!names.group.split("/").every((part) => REPO_NAME.test(part))) return `group ${JSON.stringify(names.group)} is not a group path`;
+  if (!REPO_NAME.test(names.projectName)) return `project_name ${JSON.stringify(names.projectName)} is not a project name`;
+  for (const [field, branch] of [
+    ["local_branch", names.localBranch],
+    ["remote_branch", names.remoteBranch],
+  ] as const) {
+    const problem = branchNameProblem(branch);
+    if (problem) return `${field} ${JSON.stringify(branch)} ${problem}`;
+  }
+  return undefined;
 }
 
 /** A destination's identity: group/project@branch. */

@@ -31,7 +31,7 @@ const LIST_CONCURRENCY = 8;
 
 export class S3Error extends Error {
   constructor(
-    readonly kind: "auth" | "not-found" | "network",
+    readonly kind: "auth" | "not-found" | "no-such-key" | "network",
     message: string,
     cause?: unknown,
   ) {
@@ -164,6 +164,7 @@ export class Bucket {
         if (status === 401 || status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch/.test(err.name)) {
           throw new S3Error("auth", `access denied to ${this.where} (${err.name}): check accesskey and secretkey in the Secret`, err);
         }
+        if (err.name === "NoSuchKey") throw new S3Error("no-such-key", `failed to ${what} ${this.where}: no such key (listed, then not found)`, err);
         if (err.name === "NoSuchBucket" || status === 404) throw new S3Error("not-found", `${this.where} not found (${err.name})`, err);
         throw new S3Error("network", `failed to ${what} ${this.where}: ${err.name} (HTTP ${status})`, err);
       }

@@ -64,3 +64,18 @@ export function knownHostsName(host: string, port: number): string {
 function unbracket(host: string): string {
   return host.replace(/^\[(.*)\]$/, "$1");
 }
+
+/** Why a branch name is not one git accepts (git check-ref-format), or undefined when it is. */
+export function branchNameProblem(name: string): string | undefined {
+  // eslint-disable-next-line no-control-regex
+  if (/[\u0000-\u0020\u007f~^:?*[\\]/.test(name)) return "holds a space, a control character or one of ~^:?*[\\";
+  if (name === "" || name === "@" || name.startsWith("-")) return "is empty, @ or starts with -";
+  if (name.includes("..") || name.includes("@{") || name.includes("//")) return 'holds "..", "@{" or "//"';
+  if (name.split("/").some((part) => part === "" || part.startsWith(".") || part.endsWith(".lock")))
+    return "has a part that is empty, starts with . or ends in .lock";
+  if (name.endsWith(".")) return "ends in .";
+  return undefined;
+}
+
+/** A repository path's name (a group's, a project's): letters, digits, _ . - and not starting with . or -. */
+export const REPO_NAME = /^[A-Za-z0-9_][A-Za-z0-9._-]*$/;

@@ -1,6 +1,17 @@
 import { gitBlobId } from "../../src/util/gitid.js";
 import assert from "node:assert/strict";
-import { classifyByContent, clusterCounts, commitMessage, planSync, repoPath, selectKeys, type Index, type PlanOptions } from "../../src/backup/plan.js";
+import {
+  classifyByContent,
+  clusterCounts,
+  commitMessage,
+  planSync,
+  repoPath,
+  selectKeys,
+  unsafeKeyReason,
+  writableKeys,
+  type Index,
+  type PlanOptions,
+} from "../../src/backup/plan.js";
 
 const options = (more: Partial<PlanOptions> = {}): PlanOptions => ({
   prefix: "clusterbackup/",
@@ -80,6 +91,27 @@ describe("backup planning", () => {
   it("selects keys by include and exclude globs", () => {
     const listing = new Map([a, c, "clusterbackup/east/ns/secrets/s.yaml"].map((k) => [k, { etag: "1", size: 1 }]));
     assert.deepEqual(Object.keys(selectKeys(listing, { include: ["clusterbackup/east/**"], exclude: ["**/secrets/**"] })), [a]);
+  });
+
+  it("skips keys that cannot be files, naming each with the reason, and folder markers silently", () => {
+    const info = { etag: "1", size: 1 };
+    const listing = Object.fromEntries(
+      [a, "../x.yaml", "e/./y", "e//z", ".git/config", "e/.GIT/hooks/h", "e/tab\t", ".gitsync/backup-index.json", "e/f", "e/f/g", "e/__proto__"].map((k) => [
+        k,
+        info,
+      ]),
+    );
+    const { index, skipped } = writableKeys({ ...listing, "e/marker/": { etag: "2", size: 0 } }, options());
+    assert.deepEqual(Object.keys(index).sort(), [a, "e/__proto__", "e/f/g"].sort());
+    assert.deepEqual(
+      skipped.map((s) => s.split(": ")[0]).sort(),
+      ['"../x.yaml"', '"e/./y"', '"e//z"', '".git/config"', '"e/.GIT/hooks/h"', '"e/tab\\t"', '".gitsync/backup-index.json"', '"e/f"'].sort(),
+    );
+    assert.match(skipped.find((s) => s.startsWith('"e/f"')) ?? "", /a file and the folder of other objects/);
+    assert.equal(unsafeKeyReason("e/x.yaml", options({ destPath: "backups" })), undefined);
+    assert.match(unsafeKeyReason(".gitsync/backup-index.json", options({ destPath: "backups" })) ?? "", /own index file/);
+    assert.equal(unsafeKeyReason("east/.gitsync/backup-index.json", options()), undefined);
+    assert.match(unsafeKeyReason("n".repeat(256), options()) ?? "", /longer than 255 bytes/);
   });
 
   it("counts files per cluster, the first segment after the prefix", () => {

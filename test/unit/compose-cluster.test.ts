@@ -47,7 +47,7 @@ describe("ComposeDeployment against the cluster (pure parts)", () => {
 
   it("knows a ConfigMap is current from blob ids, without reading the repository", () => {
     const file = { path: "conf/a.conf", oid: gitBlobId(Buffer.from("a=1\n")), type: "blob" as const };
-    const plan = { name: "web-conf", source: "conf", single: false, items: [{ key: "a.conf", path: "a.conf", file }] };
+    const plan = { name: "web-conf", source: "conf", field: "services.web.volumes[0]", single: false, items: [{ key: "a.conf", path: "a.conf", file }] };
     const live = (data: Record<string, string>, hash = configMapHash(plan)) => ({
       apiVersion: "v1",
       kind: "ConfigMap",

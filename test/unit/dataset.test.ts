@@ -53,6 +53,17 @@ describe("dataset adverts", () => {
     assert.equal(parseAdvert(PREFIX, "/other/weather/2026-01-01/lab-a", "{}"), undefined);
   });
 
+  it("takes hub and operator from the key, and refuses names that are no plain folder name", () => {
+    const value = (fields: object): string => JSON.stringify({ url: "https://h/r.git", hub: "w", operator: "x", ...fields });
+    const advert = parseAdvert(PREFIX, `${PREFIX}/w/2026-01-01/x`, value({ hub: "../../tmp", operator: "../y" }));
+    assert.deepEqual([advert?.hub, advert?.operator], ["w", "x"]);
+    assert.equal(parseAdvert(PREFIX, `${PREFIX}/../2026-01-01/x`, value({})), undefined);
+    assert.equal(parseAdvert(PREFIX, `${PREFIX}/w/2026-01-01/.hidden`, value({})), undefined);
+    assert.match(parseAdvert(PREFIX, `${PREFIX}/w/2026-01-01/x`, value({ commit: "--upload-pack=x" }))?.unreadable ?? "", /value\.commit/);
+    assert.match(parseAdvert(PREFIX, `${PREFIX}/w/2026-01-01/x`, value({ url: "file:///etc" }))?.unreadable ?? "", /value\.url/);
+    assert.equal(parseAdvert(PREFIX, `${PREFIX}/w/2026-01-01/x`, value({ commit: "a".repeat(40) }))?.unreadable, undefined);
+  });
+
   it("says which advert could not be read rather than failing the listing", () => {
     assert.match(parseAdvert(PREFIX, `${PREFIX}/w/2026-01-01/x`, '{"url": 5}')?.description ?? "", /unreadable advert: value\.url/);
   });

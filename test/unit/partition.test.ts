@@ -28,9 +28,20 @@ describe("partition object keys (the old tool's wire format)", () => {
   });
 
   it("escapes <, > and & as Go's encoding/json does", () => {
-    const key = encodeKey({ group: "a&b", projectName: "<x>", commitSha: A, localBranch: "m", remoteBranch: "m", format: "Tarball" });
-    assert.match(Buffer.from(key.split(".")[0]!, "base64").toString(), /"group":"a\\u0026b","project_name":"\\u003cx\\u003e"/);
-    assert.equal(decodeKey(key).projectName, "<x>");
+    const key = encodeKey({ group: "g", projectName: "p", commitSha: A, localBranch: "a&b", remoteBranch: "<x>", format: "Tarball" });
+    assert.match(Buffer.from(key.split(".")[0]!, "base64").toString(), /"local_branch":"a\\u0026b","remote_branch":"\\u003cx\\u003e"/);
+    assert.equal(decodeKey(key).remoteBranch, "<x>");
+  });
+
+  it("refuses names that climb out of the destination or are no git branch, naming the field", () => {
+    const raw = (fields: object): string =>
+      Buffer.from(JSON.stringify({ commit_sha: A, local_branch: "main", remote_branch: "main", ...fields })).toString("base64") + ".tar.age";
+    assert.throws(() => decodeKey(raw({ group: "../open", project_name: "p" })), /group "\.\.\/open" is not a group path/);
+    assert.throws(() => decodeKey(raw({ group: "g", project_name: "a/b" })), /project_name "a\/b" is not a project name/);
+    assert.throws(() => decodeKey(raw({ group: "g", project_name: ".git" })), /project_name/);
+    assert.throws(() => decodeKey(raw({ group: "g", project_name: "p", remote_branch: "a..b" })), /remote_branch "a\.\.b" holds "\.\."/);
+    assert.throws(() => decodeKey(raw({ group: "g", project_name: "p", local_branch: "x.lock" })), /local_branch/);
+    assert.equal(decodeKey(raw({ group: "a/b-c/d.e", project_name: "p_1", remote_branch: "release/1.2" })).group, "a/b-c/d.e");
   });
 
   it("reads the older single branch field as both branches, and bundles with base_sha", () => {

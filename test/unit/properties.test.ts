@@ -132,7 +132,8 @@ describe("properties: handshake manifests and versions", () => {
 });
 
 describe("properties: partition keys, archives and bundles", () => {
-  const segment = fc.stringMatching(/^[A-Za-z0-9._-]{1,20}$/);
+  // GitLab's path names, and branch names git accepts.
+  const segment = fc.stringMatching(/^[A-Za-z0-9_][A-Za-z0-9_-]{0,19}$/);
   const sha = fc.stringMatching(/^[0-9a-f]{40}$/);
   const key: fc.Arbitrary<ObjectKey> = fc
     .record({
@@ -203,7 +204,7 @@ describe("properties: partition keys, archives and bundles", () => {
 });
 
 describe("properties: dataset keys, values and config.ini", () => {
-  const segment = fc.stringMatching(/^[A-Za-z0-9._-]{1,16}$/);
+  const segment = fc.stringMatching(/^[A-Za-z0-9][A-Za-z0-9._-]{0,15}$/);
   it("reads back every key it writes", () =>
     fc.assert(
       fc.property(segment, segment, (hub, operator) => {

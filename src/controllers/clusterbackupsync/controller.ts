@@ -134,12 +134,25 @@ function report(ctx: Ctx, result: SyncResult, labels: { namespace: string; name:
   metrics.lastSuccess.set(labels, Date.now() / 1000);
   metrics.clusters.set(labels, result.clusters.length);
   if (result.pruneRefused) ctx.markFailure(Condition.PruneRefused, result.pruneRefused);
+  const skipped =
+    result.skipped.length > SKIPPED_SHOWN ? [...result.skipped.slice(0, SKIPPED_SHOWN), `and ${result.skipped.length - SKIPPED_SHOWN} more`] : result.skipped;
+  if (skipped.join("\n") !== (ctx.status.skippedKeys ?? []).join("\n") && skipped.length > 0) {
+    ctx.event(
+      "Warning",
+      Reason.KeysSkipped,
+      `${result.skipped.length} bucket keys cannot be files and were not mirrored: ${result.skipped.slice(0, 3).join("; ")}`,
+    );
+  }
+  ctx.status.skippedKeys = skipped.length > 0 ? skipped : undefined;
   const what = spec.dryRun ? "Dry run" : result.commit ? `Pushed ${shortRevision(spec.destination.branch, result.commit)}` : "Up to date";
   const changes = result.commit ? `: ${result.added} new, ${result.modified} modified, ${result.deleted} deleted` : "";
-  ctx.result = { reason: Reason.Synced, message: `${what}${changes}; ${result.files} files from ${result.clusters.length} clusters` };
+  const skippedNote = result.skipped.length > 0 ? `; ${result.skipped.length} keys skipped (status.skippedKeys)` : "";
+  ctx.result = { reason: Reason.Synced, message: `${what}${changes}; ${result.files} files from ${result.clusters.length} clusters${skippedNote}` };
   // One event per new result: a pushed commit. Ready's own transition event is folded into it.
   if (result.commit) ctx.event("Normal", Reason.Synced, ctx.result.message);
 }
+
+const SKIPPED_SHOWN = 20;
 
 /** A commit as Flux shows one: main@sha1:abcdef12. */
 export function shortRevision(branch: string, commit: string): string {

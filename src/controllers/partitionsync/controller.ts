@@ -111,7 +111,7 @@ async function runConsumer(deps: ControllerDeps, ctx: Ctx, bucket: Bucket): Prom
   return result.repos;
 }
 
-/** The first keys that are not partition objects (another tool's, another prefix's), so status stays small. */
+/** The first keys that are not partition objects (another tool's, another prefix's), each with why, so status stays small. */
 function unreadable(keys: string[]): string[] | undefined {
   if (!keys.length) return undefined;
   return keys.length > 10 ? [...keys.slice(0, 10), `... and ${keys.length - 10} more`] : keys;
