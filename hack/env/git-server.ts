@@ -18,8 +18,15 @@ export interface GitRequest {
   user: string | undefined;
 }
 
+/** A fault the server plays, for the fault matrix: every request answered 500, or each held first. */
+export type GitFault = { kind: "none" } | { kind: "error"; status: number } | { kind: "slow"; delayMs: number; only?: RegExp };
+
 export class GitServer {
   readonly requests: GitRequest[] = [];
+  /** What the server does to each request; "none" serves it. */
+  fault: GitFault = { kind: "none" };
+  /** The paths of the requests a slow fault is holding now. */
+  readonly held: string[] = [];
   private server: http.Server | undefined;
   private port = 0;
   private readonly backend = path.join(execFileSync("git", ["--exec-path"], { encoding: "utf8" }).trim(), "git-http-backend");
@@ -27,7 +34,8 @@ export class GitServer {
   constructor(
     readonly root: string,
     readonly username: string,
-    readonly password: string,
+    /** Changed by a test to revoke the credentials every client holds, and restored after. */
+    public password: string,
   ) {
     mkdirSync(root, { recursive: true });
   }
@@ -107,11 +115,41 @@ export class GitServer {
   }
 
   private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const fault = this.fault;
+    const requestPath = new URL(req.url ?? "/", "http://localhost").pathname;
+    if (fault.kind === "error") {
+      req.resume();
+      this.requests.push({ method: req.method ?? "GET", path: requestPath, service: undefined, command: undefined, status: fault.status, user: undefined });
+      res.writeHead(fault.status, { "Content-Type": "text/plain" });
+      res.end("injected fault\n");
+      return;
+    }
+    if (fault.kind === "slow" && (!fault.only || fault.only.test(requestPath))) {
+      // The whole request is read first, then held: a client that goes away meanwhile still has it
+      // served (as a real server finishes a push whose client died); one cut short is dropped.
+      const chunks: Buffer[] = [];
+      req.on("data", (chunk: Buffer) => chunks.push(chunk));
+      req.once("end", () => {
+        this.held.push(requestPath);
+        setTimeout(() => {
+          this.held.splice(this.held.indexOf(requestPath), 1);
+          this.serve(req, res, Buffer.concat(chunks));
+        }, fault.delayMs);
+      });
+      return;
+    }
+    this.serve(req, res);
+  }
+
+  /** Serves a request through git http-backend; `body` when it was read already (held by a slow fault). */
+  private serve(req: http.IncomingMessage, res: http.ServerResponse, body?: Buffer): void {
     const url = new URL(req.url ?? "/", "http://localhost");
     const service = url.searchParams.get("service") ?? (req.method === "POST" ? path.basename(url.pathname) : undefined);
     let command: string | undefined;
+    const sniff = (chunk: Buffer): void => void (command = /command=([a-z-]+)/.exec(chunk.subarray(0, 64).toString("latin1"))?.[1] ?? "fetch");
     if (req.method === "POST" && service === "git-upload-pack") {
-      req.once("data", (chunk: Buffer) => (command = /command=([a-z-]+)/.exec(chunk.subarray(0, 64).toString("latin1"))?.[1] ?? "fetch"));
+      if (body) sniff(body);
+      else req.once("data", sniff);
     }
     const record = (status: number, user?: string): void => {
       this.requests.push({ method: req.method ?? "GET", path: url.pathname, service, command, status, user });
@@ -138,7 +176,8 @@ export class GitServer {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
       },
     });
-    req.pipe(cgi.stdin);
+    if (body) cgi.stdin.end(body);
+    else req.pipe(cgi.stdin);
     let head = Buffer.alloc(0);
     let headersSent = false;
     cgi.stdout.on("data", (chunk: Buffer) => {

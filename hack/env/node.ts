@@ -107,6 +107,16 @@ export class Node {
     this.forgetCleanup?.();
   }
 
+  /** Stops the kubelet (SIGTERM, as systemd would) and starts it again on the same root: the pods keep running. */
+  async restartKubelet(): Promise<void> {
+    const kubelet = this.processes.find((p) => p.name === "kubelet");
+    if (kubelet) {
+      await kubelet.stop();
+      this.processes.splice(this.processes.indexOf(kubelet), 1);
+    }
+    await this.startKubelet();
+  }
+
   /** Runs ctr against this node's containerd, in the namespace the kubelet uses. */
   ctr(args: string[]): string {
     return execFileSync("ctr", ["--address", this.socket, "--namespace", "k8s.io", ...args], { encoding: "utf8" });
