@@ -24,6 +24,7 @@ Options:
   --identity NAME              this replica's name in the Lease (default: $POD_NAME or host_pid)
   --work-dir PATH              clones and temp files (default: $GITSYNC_WORK_DIR or <tmp>/gitsync-operator)
   --shutdown-timeout DUR       how long SIGTERM waits for running reconciles (default 30s)
+  --concurrency N              reconciles at once per kind (default: 8 handshakes, 4 adverts, 2 of the others)
   --webhook-secret NAME        Secret in the leader-election namespace with token, github-secret
                                and/or gitlab-token: enables POST /hooks/git
 `;
@@ -37,7 +38,7 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
     process.stderr.write(`gitsync operator: ${(err as Error).message}\n\n${OPERATOR_USAGE}`);
     return 2;
   }
-  const { values, durations } = parsed;
+  const { values, durations, concurrency } = parsed;
   if (values.help) {
     process.stdout.write(OPERATOR_USAGE);
     return 0;
@@ -62,6 +63,7 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
       httpAddress: values["http-address"],
       identity: values.identity,
       shutdownTimeoutMs: durations.shutdownTimeoutMs,
+      concurrency,
       leaderElection: leaderElect && {
         namespace: values["leader-election-namespace"],
         name: values["leader-election-id"],
@@ -97,6 +99,7 @@ const OPERATOR_OPTIONS = {
   "work-dir": { type: "string" },
   "shutdown-timeout": { type: "string", default: "30s" },
   "webhook-secret": { type: "string" },
+  concurrency: { type: "string" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -105,6 +108,7 @@ type OperatorValues = ReturnType<typeof parseArgs<{ options: typeof OPERATOR_OPT
 interface OperatorFlags {
   values: OperatorValues;
   durations: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number; shutdownTimeoutMs: number };
+  concurrency: number | undefined;
 }
 
 /** The operator's flags, checked: an unknown flag or a duration that is none throws a message naming the flag. */
@@ -124,5 +128,9 @@ export function parseOperatorFlags(argv: string[]): OperatorFlags {
     shutdownTimeoutMs: duration("shutdown-timeout"),
   };
   if (durations.renewDeadlineMs >= durations.leaseDurationMs) throw new Error("--renew-deadline must be shorter than --lease-duration");
-  return { values, durations };
+  const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);
+  if (concurrency !== undefined && (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > 256)) {
+    throw new Error(`--concurrency must be a whole number from 1 to 256, not "${values.concurrency}"`);
+  }
+  return { values, durations, concurrency };
 }

@@ -6,6 +6,7 @@ import https from "node:https";
 import http from "node:http";
 import { KubeConfig } from "@kubernetes/client-node";
 import { GROUP, VERSION, type KindDefinition } from "../crds/common.js";
+import { apiRequests } from "./metrics.js";
 
 export const FIELD_MANAGER = "gitsync-operator";
 
@@ -169,9 +170,16 @@ export class KubeClient {
       ...(body !== undefined ? { "Content-Type": options.contentType ?? "application/json", "Content-Length": String(Buffer.byteLength(body)) } : {}),
     };
     const transport = url.protocol === "https:" ? https : http;
+    const verb = options.query?.watch ? "WATCH" : method;
     return new Promise((resolve, reject) => {
-      const req = transport.request(url, { ...requestOptions, signal: options.signal }, resolve);
-      req.on("error", reject);
+      const req = transport.request(url, { ...requestOptions, signal: options.signal }, (response) => {
+        apiRequests.inc({ verb, code: String(response.statusCode ?? 0) });
+        resolve(response);
+      });
+      req.on("error", (err) => {
+        apiRequests.inc({ verb, code: "error" });
+        reject(err);
+      });
       if (body !== undefined) req.write(body);
       req.end();
     });

@@ -24,6 +24,8 @@ export interface ManagerOptions {
   leaderElection: false | { namespace: string; name: string; leaseDurationMs?: number; renewDeadlineMs?: number; retryPeriodMs?: number };
   identity?: string;
   shutdownTimeoutMs?: number;
+  /** Workers per kind, for every kind (the operator's --concurrency); default: each kind's own. */
+  concurrency?: number;
   /** Called with the bound address once the HTTP endpoint listens. */
   onListening?: (address: string) => void;
 }
@@ -134,7 +136,7 @@ export class Manager {
     for (const { definition, informer, queue } of this.controllers) {
       await informer.waitForSync();
       for (const key of informer.cache.keys()) queue.add(key);
-      this.options.log.info("Started controller", { kind: definition.kind.kind, concurrency: definition.concurrency ?? DEFAULT_CONCURRENCY });
+      this.options.log.info("Started controller", { kind: definition.kind.kind, concurrency: this.concurrencyOf(definition) });
     }
   }
 
@@ -157,11 +159,15 @@ export class Manager {
       read: (key) => informer.cache.get(key),
     });
     const queue = new WorkQueue({
-      concurrency: definition.concurrency ?? DEFAULT_CONCURRENCY,
+      concurrency: this.concurrencyOf(definition),
       handler: (key) => reconciler.reconcile(key),
       onDepthChange: (depth) => queueDepth.set({ kind }, depth),
     });
     return { definition, informer, queue };
+  }
+
+  private concurrencyOf(definition: AnyController): number {
+    return this.options.concurrency ?? definition.concurrency ?? DEFAULT_CONCURRENCY;
   }
 
   /** One informer per owned resource, shared by the kinds that own it; a change reconciles the owner. */

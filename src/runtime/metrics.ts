@@ -28,6 +28,13 @@ export const queueDepth = new Gauge({
   registers: [registry],
 });
 
+export const apiRequests = new Counter({
+  name: "gitsync_kube_requests_total",
+  help: "Requests to the Kubernetes API server by verb and HTTP status (controller-runtime's rest_client_requests_total).",
+  labelNames: ["verb", "code"],
+  registers: [registry],
+});
+
 export const leaderGauge = new Gauge({
   name: "gitsync_leader",
   help: "1 while this process holds the leader lease.",

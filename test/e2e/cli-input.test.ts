@@ -230,6 +230,7 @@ describe("gitsync commands on bad input (the built binary)", () => {
         2,
         /--renew-deadline must be shorter than --lease-duration/,
       ],
+      ["operator: a concurrency of 0", ["operator", "--concurrency", "0"], {}, 2, /--concurrency must be a whole number from 1 to 256, not "0"/],
     ];
     it("answers every case as documented", async () => {
       const failures: string[] = [];
