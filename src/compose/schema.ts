@@ -2,11 +2,12 @@
 // the compose-spec project's compose-go module; see README.md in this folder), with ajv.
 // Errors name the file and the field in compose's dotted form: services.web.ports[0].
 
-import { Ajv2020, type ErrorObject } from "ajv/dist/2020.js";
+import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
 import schema from "./compose-spec.json" with { type: "json" };
 
-const ajv = new Ajv2020({ allErrors: true, strict: false, validateFormats: false });
-const validator = ajv.compile(schema);
+/** Compiled on first use: an operator with no ComposeDeployment never holds the validator. */
+let validator: ValidateFunction | undefined;
+const compiled = (): ValidateFunction => (validator ??= new Ajv2020({ allErrors: true, strict: false, validateFormats: false }).compile(schema));
 
 /** `/services/web/ports/0` as `services.web.ports[0]`. */
 export function dottedPath(pointer: string): string {
@@ -33,8 +34,9 @@ function describe(error: ErrorObject): string {
  * ajv reports each branch; the deepest path is the one a person has to fix.
  */
 export function validateCompose(model: unknown): string[] {
-  if (validator(model)) return [];
-  const all = validator.errors ?? [];
+  const validate = compiled();
+  if (validate(model)) return [];
+  const all = validate.errors ?? [];
   const errors = all.filter((e) => e.keyword !== "oneOf" && e.keyword !== "anyOf" && !isParentOfAnother(e, all));
   const deepest = Math.max(...errors.map((e) => e.instancePath.split("/").length));
   const chosen = errors.filter((e) => e.instancePath.split("/").length === deepest || e.keyword.endsWith("Properties"));

@@ -69,7 +69,7 @@ export class Informer<T extends KubeObject> {
         query: { limit: PAGE_SIZE, continue: continueToken, labelSelector: this.selector.labelSelector },
         signal,
       });
-      for (const item of page.items) seen.set(objectKey(item), item);
+      for (const item of page.items) seen.set(objectKey(item), withoutManagedFields(item));
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
     } while (continueToken);
@@ -115,7 +115,7 @@ export class Informer<T extends KubeObject> {
           const key = objectKey(event.object);
           const previous = this.cache.get(key);
           if (event.type === "DELETED") this.cache.delete(key);
-          else this.cache.set(key, event.object);
+          else this.cache.set(key, withoutManagedFields(event.object));
           this.onChange(key, previous, event.type === "DELETED" ? undefined : event.object);
         },
         stop.signal,
@@ -128,4 +128,14 @@ export class Informer<T extends KubeObject> {
     if (gone) throw gone;
     return latest;
   }
+}
+
+/**
+ * The object as the cache keeps it: without metadata.managedFields, which no controller reads
+ * and which, after server-side applies, is often the largest part of an object (as
+ * controller-runtime's TransformStripManagedFields does for Flux).
+ */
+function withoutManagedFields<T extends KubeObject>(object: T): T {
+  delete (object.metadata as { managedFields?: unknown }).managedFields;
+  return object;
 }

@@ -1,11 +1,11 @@
-// A thin REST client over the Kubernetes API. client-node's KubeConfig loads the
-// configuration and applies authentication; the requests are plain HTTP so that watches,
-// server-side apply and status-subresource patches behave exactly as the API server defines.
+// A thin REST client over the Kubernetes API. kubeconfig.ts loads the configuration and
+// applies authentication; the requests are plain HTTP so that watches, server-side apply and
+// status-subresource patches behave exactly as the API server defines.
 
 import https from "node:https";
 import http from "node:http";
-import { KubeConfig } from "@kubernetes/client-node";
 import { GROUP, VERSION, type KindDefinition } from "../crds/common.js";
+import { loadClusterAccess, type ClusterAccess } from "./kubeconfig.js";
 import { apiRequests } from "./metrics.js";
 
 export const FIELD_MANAGER = "gitsync-operator";
@@ -100,18 +100,13 @@ export class KubeClient {
   private agent: https.Agent | http.Agent | undefined;
   private readonly server: URL;
 
-  constructor(readonly config: KubeConfig) {
-    const cluster = config.getCurrentCluster();
-    if (!cluster) throw new Error("The kubeconfig names no current cluster");
-    this.server = new URL(cluster.server);
+  constructor(readonly access: ClusterAccess) {
+    this.server = new URL(access.server);
   }
 
   /** Loads from --kubeconfig, $KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount. */
   static fromKubeconfig(path?: string): KubeClient {
-    const config = new KubeConfig();
-    if (path) config.loadFromFile(path);
-    else config.loadFromDefault();
-    return new KubeClient(config);
+    return new KubeClient(loadClusterAccess(path));
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {
@@ -160,7 +155,7 @@ export class KubeClient {
       if (value !== undefined) url.searchParams.set(key, String(value));
     }
     const requestOptions: https.RequestOptions = { method, headers: {} };
-    await this.config.applyToHTTPSOptions(requestOptions);
+    await this.access.apply(requestOptions);
     this.agent ??= this.keepAliveAgent(requestOptions);
     requestOptions.agent = this.agent;
     const body = options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body);

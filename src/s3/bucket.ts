@@ -4,8 +4,7 @@
 import https from "node:https";
 import { createReadStream } from "node:fs";
 import { stat } from "node:fs/promises";
-import { DeleteObjectCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client, S3ServiceException } from "@aws-sdk/client-s3";
-import { NodeHttpHandler } from "@smithy/node-http-handler";
+import type { S3Client } from "@aws-sdk/client-s3";
 import { registerSecret } from "../util/redact.js";
 import type { ObjectInfo } from "../util/objects.js";
 import { mapLimit } from "../util/pool.js";
@@ -28,6 +27,10 @@ export interface BucketLocation {
 export type BucketIndex = Map<string, ObjectInfo>;
 
 const LIST_CONCURRENCY = 8;
+
+/** The AWS SDK, loaded on first use: about 34 MiB of RSS that a process reading no bucket never holds. */
+let sdkLoading: Promise<[typeof import("@aws-sdk/client-s3"), typeof import("@smithy/node-http-handler")]> | undefined;
+const sdk = (): NonNullable<typeof sdkLoading> => (sdkLoading ??= Promise.all([import("@aws-sdk/client-s3"), import("@smithy/node-http-handler")]));
 
 export class S3Error extends Error {
   constructor(
@@ -52,27 +55,35 @@ export function s3CredentialsFromSecret(data: Record<string, string>, secretName
 
 export class Bucket {
   readonly stats = { listRequests: 0, downloads: 0 };
-  private readonly client: S3Client;
+  private client: S3Client | undefined;
+  private readonly endpoint: string;
   private readonly where: string;
 
   constructor(
     readonly location: BucketLocation,
-    credentials: S3Credentials,
+    private readonly credentials: S3Credentials,
   ) {
-    const endpoint = s3EndpointUrl(location.endpoint, location.insecure);
-    this.where = `s3 bucket ${location.bucket} at ${endpoint}`;
-    this.client = new S3Client({
-      endpoint,
-      region: location.region ?? "us-east-1",
-      forcePathStyle: location.forcePathStyle ?? true,
-      credentials: { accessKeyId: credentials.accessKey, secretAccessKey: credentials.secretKey },
+    this.endpoint = s3EndpointUrl(location.endpoint, location.insecure);
+    this.where = `s3 bucket ${location.bucket} at ${this.endpoint}`;
+  }
+
+  /** Sends one command, built from the SDK's command classes once they are loaded. */
+  private async send<T>(build: (s3: typeof import("@aws-sdk/client-s3")) => object, signal?: AbortSignal): Promise<T> {
+    const [s3, smithy] = await sdk();
+    this.client ??= new s3.S3Client({
+      endpoint: this.endpoint,
+      region: this.location.region ?? "us-east-1",
+      forcePathStyle: this.location.forcePathStyle ?? true,
+      credentials: { accessKeyId: this.credentials.accessKey, secretAccessKey: this.credentials.secretKey },
       maxAttempts: 2,
-      requestHandler: new NodeHttpHandler({
+      requestHandler: new smithy.NodeHttpHandler({
         connectionTimeout: 5_000,
         requestTimeout: 60_000,
-        httpsAgent: new https.Agent({ keepAlive: true, ...(credentials.caCert ? { ca: credentials.caCert } : {}) }),
+        httpsAgent: new https.Agent({ keepAlive: true, ...(this.credentials.caCert ? { ca: this.credentials.caCert } : {}) }),
       }),
     });
+    // Each command's own output type is T; the union the client is typed over hides it.
+    return this.client.send(build(s3) as never, { abortSignal: signal }) as Promise<T>;
   }
 
   /**
@@ -94,9 +105,9 @@ export class Bucket {
     do {
       this.stats.listRequests += 1;
       const page = await this.guard("list", () =>
-        this.client.send(
-          new ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: prefix, Delimiter: delimiter, ContinuationToken: token, MaxKeys: 1000 }),
-          { abortSignal: signal },
+        this.send<import("@aws-sdk/client-s3").ListObjectsV2CommandOutput>(
+          (s3) => new s3.ListObjectsV2Command({ Bucket: this.location.bucket, Prefix: prefix, Delimiter: delimiter, ContinuationToken: token, MaxKeys: 1000 }),
+          signal,
         ),
       );
       for (const object of page.Contents ?? []) {
@@ -111,7 +122,7 @@ export class Bucket {
   async get(key: string, signal?: AbortSignal): Promise<Uint8Array> {
     this.stats.downloads += 1;
     const response = await this.guard(`download ${key} from`, () =>
-      this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal }),
+      this.send<import("@aws-sdk/client-s3").GetObjectCommandOutput>((s3) => new s3.GetObjectCommand({ Bucket: this.location.bucket, Key: key }), signal),
     );
     if (!response.Body) throw new S3Error("network", `empty body for ${key} from ${this.where}`);
     return response.Body.transformToByteArray();
@@ -128,7 +139,7 @@ export class Bucket {
   async open(key: string, signal?: AbortSignal): Promise<{ body: ReadableStream<Uint8Array>; metadata: Record<string, string>; size: number }> {
     this.stats.downloads += 1;
     const response = await this.guard(`download ${key} from`, () =>
-      this.client.send(new GetObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal }),
+      this.send<import("@aws-sdk/client-s3").GetObjectCommandOutput>((s3) => new s3.GetObjectCommand({ Bucket: this.location.bucket, Key: key }), signal),
     );
     if (!response.Body) throw new S3Error("network", `empty body for ${key} from ${this.where}`);
     return { body: response.Body.transformToWebStream() as ReadableStream<Uint8Array>, metadata: response.Metadata ?? {}, size: response.ContentLength ?? 0 };
@@ -138,28 +149,27 @@ export class Bucket {
   async putFile(key: string, file: string, metadata: Record<string, string> = {}, signal?: AbortSignal): Promise<void> {
     const { size } = await stat(file);
     await this.guard(`upload ${key} to`, () =>
-      this.client.send(
-        new PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: createReadStream(file), ContentLength: size, Metadata: metadata }),
-        { abortSignal: signal },
+      this.send(
+        (s3) => new s3.PutObjectCommand({ Bucket: this.location.bucket, Key: key, Body: createReadStream(file), ContentLength: size, Metadata: metadata }),
+        signal,
       ),
     );
   }
 
   async remove(key: string, signal?: AbortSignal): Promise<void> {
-    await this.guard(`delete ${key} from`, () =>
-      this.client.send(new DeleteObjectCommand({ Bucket: this.location.bucket, Key: key }), { abortSignal: signal }),
-    );
+    await this.guard(`delete ${key} from`, () => this.send((s3) => new s3.DeleteObjectCommand({ Bucket: this.location.bucket, Key: key }), signal));
   }
 
   close(): void {
-    this.client.destroy();
+    this.client?.destroy();
   }
 
   private async guard<T>(what: string, fn: () => Promise<T>): Promise<T> {
     try {
       return await fn();
     } catch (err) {
-      if (err instanceof S3ServiceException) {
+      // An S3ServiceException (matched by shape: the SDK's class is loaded lazily).
+      if (isServiceException(err)) {
         const status = err.$metadata.httpStatusCode ?? 0;
         if (status === 401 || status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch/.test(err.name)) {
           throw new S3Error("auth", `access denied to ${this.where} (${err.name}): check accesskey and secretkey in the Secret`, err);
@@ -172,4 +182,8 @@ export class Bucket {
       throw new S3Error("network", `failed to ${what} ${this.where}: ${code} ${(err as Error).message}`, err);
     }
   }
+}
+
+function isServiceException(err: unknown): err is Error & { $metadata: { httpStatusCode?: number } } {
+  return err instanceof Error && typeof (err as { $metadata?: unknown }).$metadata === "object" && (err as { $fault?: unknown }).$fault !== undefined;
 }

@@ -4,7 +4,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
-import { KubeConfig } from "@kubernetes/client-node";
 import type { Context } from "mocha";
 import { parse, stringify } from "yaml";
 import { Environment } from "../../hack/env/environment.js";
@@ -27,9 +26,7 @@ export function env(): Environment {
 
 /** A client as the cluster admin (the tests' own view of the world). */
 export function adminClient(): KubeClient {
-  const config = new KubeConfig();
-  config.loadFromFile(env().admin.kubeconfig);
-  return new KubeClient(config);
+  return KubeClient.fromKubeconfig(env().admin.kubeconfig);
 }
 
 /** An S3 client of the environment's server, as its root account (to seed and inspect buckets). */
