@@ -4,7 +4,7 @@
 
 import type { GitSource } from "../crds/common.js";
 import { credentialsFromSecret } from "../git/auth.js";
-import { GitError, GitRepository } from "../git/repo.js";
+import { GitError, type GitRepository } from "../git/repo.js";
 import { retry, stall, type ReconcileError } from "../runtime/errors.js";
 import type { KubeClient } from "../runtime/kube.js";
 import { readSecret } from "../runtime/secrets.js";
@@ -12,18 +12,16 @@ import type { ControllerDeps } from "./deps.js";
 
 export async function syncSource(
   deps: ControllerDeps,
-  where: { kube: KubeClient; namespace: string },
+  /** requested: a pass someone asked for reads the remote itself (ReconcileContext.requested). */
+  where: { kube: KubeClient; namespace: string; requested?: boolean },
   source: GitSource,
   condition: string,
 ): Promise<{ repo: GitRepository; commit: string }> {
   const { url, ref = { branch: "main" }, secretRef } = source;
   const credentials = secretRef ? credentialsFromSecret(await readSecret(where.kube, where.namespace, secretRef.name, condition), secretRef.name) : undefined;
-  const dir = deps.workDirs.cloneDir(url);
   try {
-    return await deps.workDirs.withLock(dir, async () => {
-      const repo = new GitRepository(url, dir, credentials);
-      return { repo, commit: (await repo.sync(ref)).commit };
-    });
+    const { repo, commit } = await deps.workDirs.syncClone(url, ref, credentials, { fresh: where.requested });
+    return { repo, commit };
   } catch (err) {
     if (err instanceof GitError) throw gitFailure(err, condition);
     throw err;

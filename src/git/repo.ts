@@ -391,6 +391,11 @@ export class GitRepository {
     return (await git.listRefs({ fs: gitFs, gitdir: this.gitdir, filepath: "refs/remotes" })).length > 0;
   }
 
+  /** True when the local store holds the commit. */
+  has(oid: string): Promise<boolean> {
+    return this.hasCommit(oid);
+  }
+
   private async hasCommit(oid: string): Promise<boolean> {
     if (!fs.existsSync(`${this.gitdir}/HEAD`)) return false;
     try {

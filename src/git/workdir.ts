@@ -7,9 +7,26 @@ import { mkdir, mkdtemp, readdir, rm } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { safeUrl } from "../util/redact.js";
+import type { GitCredentials } from "./auth.js";
+import { GitRepository, type RefSpec } from "./repo.js";
+
+/**
+ * How long a ref resolved for one URL, ref and credentials is taken as the remote's answer for
+ * the others: many resources on one repository then ask the server once per burst, not once each.
+ */
+const SHARED_REF_TTL_MS = 5_000;
+/** How many repository objects (with their caches) are kept for reuse. */
+const HOT_REPOSITORIES = 16;
 
 export class WorkDirs {
   private readonly locks = new Map<string, Promise<void>>();
+  /** Refs lately resolved, by clone, ref and credentials fingerprint. */
+  private readonly resolved = new Map<string, { commit: string; at: number }>();
+  /**
+   * Repositories lately used, by clone and credentials fingerprint, most recent last: their
+   * object caches (pack indexes) serve the next resource that reads the same clone.
+   */
+  private readonly hot = new Map<string, GitRepository>();
 
   constructor(readonly root: string = process.env.GITSYNC_WORK_DIR ?? path.join(os.tmpdir(), "gitsync-operator")) {}
 
@@ -42,6 +59,51 @@ export class WorkDirs {
     }
   }
 
+  /**
+   * The kept clone of a remote brought to a ref, under the clone's lock; one object store per
+   * URL, and one fetch per new commit however many resources read it. A ref that the same
+   * credentials resolved in the last few seconds is not asked again: a resource with other
+   * credentials (or none) always asks the server itself, so it reads nothing it may not.
+   */
+  async syncClone<T = undefined>(
+    url: string,
+    ref: RefSpec,
+    credentials: GitCredentials | undefined,
+    options: {
+      /** Ask the remote, whatever was resolved a moment ago (a pass someone asked for). */
+      fresh?: boolean;
+      /** Runs under the lock too, e.g. to read files while no fetch writes to the clone. */
+      then?: (repo: GitRepository, commit: string) => Promise<T>;
+    } = {},
+  ): Promise<{ repo: GitRepository; commit: string; result: T | undefined }> {
+    const dir = this.cloneDir(url);
+    return this.withLock(dir, async () => {
+      const repo = this.repository(url, dir, credentials);
+      const key = [dir, ref.branch ?? "", ref.tag ?? "", ref.commit ?? "", fingerprint(credentials)].join("\n");
+      const recent = options.fresh ? undefined : this.resolved.get(key);
+      let commit: string;
+      if (recent && Date.now() - recent.at < SHARED_REF_TTL_MS && (await repo.has(recent.commit))) commit = recent.commit;
+      else {
+        commit = (await repo.sync(ref)).commit;
+        this.resolved.set(key, { commit, at: Date.now() });
+      }
+      return { repo, commit, result: await options.then?.(repo, commit) };
+    });
+  }
+
+  /** The clone's repository object, reused while it is among the last few used. */
+  private repository(url: string, dir: string, credentials: GitCredentials | undefined): GitRepository {
+    const key = `${dir}\n${url}\n${fingerprint(credentials)}`;
+    const repo = this.hot.get(key) ?? new GitRepository(url, dir, credentials);
+    this.hot.delete(key);
+    this.hot.set(key, repo);
+    for (const stale of this.hot.keys()) {
+      if (this.hot.size <= HOT_REPOSITORIES) break;
+      this.hot.delete(stale);
+    }
+    return repo;
+  }
+
   /** Serialises work on one folder: two reconciles sharing a clone never interleave. */
   async withLock<T>(dir: string, fn: () => Promise<T>): Promise<T> {
     const previous = this.locks.get(dir) ?? Promise.resolve();
@@ -57,4 +119,9 @@ export class WorkDirs {
       if (this.locks.get(dir) === chained) this.locks.delete(dir);
     }
   }
+}
+
+/** A digest of the credentials, so that the cache of resolved refs keeps no secret. */
+function fingerprint(credentials: GitCredentials | undefined): string {
+  return credentials ? createHash("sha256").update(JSON.stringify(credentials)).digest("hex") : "";
 }

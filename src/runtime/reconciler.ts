@@ -48,6 +48,12 @@ export interface ReconcileContext<Spec, Status> extends StepConditions {
   readonly log: Logger;
   /** Aborts when spec.timeout runs out or the process shuts down. */
   readonly signal: AbortSignal;
+  /**
+   * True when someone asked for this pass (a new gitsync.dev/requestedAt, as a push webhook
+   * sets): sources are then read from the remote, never from another resource's answer of a
+   * moment ago.
+   */
+  readonly requested: boolean;
   /** The Ready reason and message when every step succeeds. */
   result: { reason: string; message: string };
   /** When the next pass is due, instead of spec.interval (e.g. the next cron time). */
@@ -194,6 +200,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
       kube: this.deps.kube,
       log,
       signal: timeoutMs ? AbortSignal.any([this.deps.shutdown, AbortSignal.timeout(timeoutMs)]) : this.deps.shutdown,
+      requested: isRequested(object),
       result: { reason: "Succeeded", message: "Reconciliation succeeded" },
       event: (type, reason, note) => events.push({ type, reason, note }),
       markFailure: (condition, message, options) => {
@@ -331,4 +338,10 @@ function safeDuration(text: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A requestedAt the status has not yet answered. */
+function isRequested(object: { metadata: { annotations?: Record<string, string> }; status?: { lastHandledReconcileAt?: string } }): boolean {
+  const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+  return requestedAt !== undefined && requestedAt !== object.status?.lastHandledReconcileAt;
 }

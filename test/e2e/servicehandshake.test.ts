@@ -111,6 +111,38 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     assert.equal(fetches(), before, "passes with nothing new fetched nothing");
   });
 
+  it("reads one repository for 30 handshakes at different paths with one fetch, and one more per new commit", async () => {
+    const files: Record<string, string> = {};
+    for (let i = 0; i < 30; i++) {
+      files[`svc-${i}/service.yaml`] = `metadata:\n  name: svc-${i}\n`;
+      files[`svc-${i}/contract.yaml`] = "version: 1.0.0\n";
+    }
+    env().git.createRepo("mono", files);
+    const requests = () => env().git.requests.filter((r) => r.path.startsWith("/mono.git"));
+    const docs = Array.from({ length: 30 }, (_, i) => ({
+      apiVersion: "gitsync.dev/v1alpha1",
+      kind: "ServiceHandshake",
+      metadata: { name: `mono-${i}`, namespace: ns },
+      spec: {
+        interval: "1h",
+        services: [{ source: { url: env().git.url("mono"), path: `svc-${i}`, ref: { branch: "main" }, secretRef: { name: "git-auth" } } }],
+      },
+    }));
+    await kubectlOk(["apply", "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
+    for (let i = 0; i < 30; i++) await waitFor(`mono-${i}`, "True", "HandshakeSucceeded");
+    assert.equal(requests().filter((r) => r.command === "fetch").length, 1, "one fetch for all 30");
+    assert.ok(
+      requests().filter((r) => r.command === "ls-refs").length < 30,
+      `${requests().filter((r) => r.command === "ls-refs").length} ls-refs for 30 handshakes`,
+    );
+    const commit = env().git.commitFiles("mono", { "svc-0/notes.txt": "new\n" }, "New commit");
+    await kubectlOk(["annotate", "-n", ns, ...docs.map((d) => `shs/${d.metadata.name}`), `gitsync.dev/requestedAt=mono-${Date.now()}`, "--overwrite"]);
+    await eventually(async () => {
+      for (let i = 0; i < 30; i++) assert.equal((await get(`mono-${i}`)).status?.services?.[0]?.revision, commit);
+    }, 30_000);
+    assert.equal(requests().filter((r) => r.command === "fetch").length, 2, "one more fetch for the new commit");
+  });
+
   it("writes the result back once per change, not on every check", async () => {
     seedRepos("wb");
     await apply("wb", "wb", { writeBack: true });

@@ -79,7 +79,7 @@ function fetchSource(deps: ControllerDeps): CdStep {
     async run(ctx, pass) {
       ({ repo: pass.repo, commit: pass.commit } = await syncSource(
         deps,
-        { kube: ctx.kube, namespace: namespaceOf(ctx) },
+        { kube: ctx.kube, namespace: namespaceOf(ctx), requested: ctx.requested },
         ctx.object.spec.source,
         Condition.FetchFailed,
       ));

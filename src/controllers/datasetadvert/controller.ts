@@ -55,7 +55,7 @@ function fetchSource(deps: ControllerDeps): DsaStep {
       const ref = source.ref ?? { branch: "main" };
       ({ repo: pass.repo, commit: pass.commit } = await syncSource(
         deps,
-        { kube: ctx.kube, namespace: ctx.object.metadata.namespace ?? "default" },
+        { kube: ctx.kube, namespace: ctx.object.metadata.namespace ?? "default", requested: ctx.requested },
         source,
         Condition.FetchFailed,
       ));

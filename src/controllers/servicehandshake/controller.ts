@@ -11,7 +11,7 @@ import {
   type ServiceHandshakeStatus,
 } from "../../crds/servicehandshake.js";
 import { credentialsFromSecret, type GitCredentials } from "../../git/auth.js";
-import { GitError, GitRepository } from "../../git/repo.js";
+import { GitError, type GitRepository } from "../../git/repo.js";
 import type { WorkDirs } from "../../git/workdir.js";
 import { checkHandshake, type HandshakeResult, type Mode } from "../../handshake/check.js";
 import { ManifestError, parseService, type ServiceFiles, type ServiceManifest } from "../../handshake/manifests.js";
@@ -65,7 +65,7 @@ function fetchSources(workDirs: WorkDirs): ShsStep {
       for (const [index, service] of ctx.object.spec.services.entries()) {
         const credentials = await gitCredentials(ctx, service.source.secretRef?.name);
         try {
-          pass.sources.push(await readSource(workDirs, service, index, credentials));
+          pass.sources.push(await readSource(workDirs, service, index, credentials, ctx.requested));
         } catch (err) {
           if (err instanceof GitError) throw gitFailure(err, Condition.FetchFailed);
           throw err;
@@ -86,16 +86,16 @@ async function readSource(
   service: ServiceHandshakeSpec["services"][number],
   index: number,
   credentials: GitCredentials | undefined,
+  fresh: boolean,
 ): Promise<Source> {
   const { url, ref = { branch: "main" }, path = "" } = service.source;
-  const dir = workDirs.cloneDir(url);
-  return workDirs.withLock(dir, async () => {
-    const repo = new GitRepository(url, dir, credentials);
-    const { commit } = await repo.sync(ref);
-    const label = `${service.name ?? `spec.services[${index}]`} (${safeUrl(url)}${path ? `//${joinPath(path)}` : ""})`;
-    const files = await collectServiceFiles(label, url, (name) => repo.readText(commit, joinPath(path, name)));
-    return { files, revision: commit, repo, servicePath: joinPath(path, files.serviceFile ?? "service.yaml"), branch: ref.branch };
+  const label = `${service.name ?? `spec.services[${index}]`} (${safeUrl(url)}${path ? `//${joinPath(path)}` : ""})`;
+  const { repo, commit, result } = await workDirs.syncClone(url, ref, credentials, {
+    fresh,
+    then: (repo, commit) => collectServiceFiles(label, url, (name) => repo.readText(commit, joinPath(path, name))),
   });
+  const files = result!;
+  return { files, revision: commit, repo, servicePath: joinPath(path, files.serviceFile ?? "service.yaml"), branch: ref.branch };
 }
 
 /** Parses every service's manifests. Sets ManifestInvalid, which stalls; repos are still polled at spec.interval. */
