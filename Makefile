@@ -47,6 +47,8 @@ bench: build tools ## Benchmarks against native git (prints ratios)
 	$(NPM) run bench:backup
 	$(NPM) run bench:compose
 	$(NPM) run bench:partition
+	bash hack/tools.sh --bench >/dev/null
+	$(NPM) run bench:fleet
 
 COMPOSE_GO := github.com/compose-spec/compose-go/v2@v2.16.2
 compose-schema: ## Refresh src/compose/compose-spec.json from the compose-spec project's Go module

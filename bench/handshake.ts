@@ -25,14 +25,7 @@ const env = new Environment();
 await env.start();
 try {
   await env.installCrds();
-  await env.kubectlOk([
-    "create",
-    "secret",
-    "generic",
-    "git-auth",
-    `--from-literal=username=${env.git.username}`,
-    `--from-literal=password=${env.git.password}`,
-  ]);
+  await env.createGitSecret("git-auth");
   for (let s = 0; s < SYSTEMS; s++) seedSystem(s);
 
   // The operator; its peak RSS is the kernel's high-water mark (VmHWM) read before it stops.

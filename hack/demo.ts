@@ -39,7 +39,7 @@ seedComposeRepo(env);
 const partition = await seedPartition(env);
 await env.installCrds();
 await env.kubectlOk(["create", "namespace", "gitsync-system"]);
-await env.kubectlOk(["create", "secret", "generic", "git-demo", `--from-literal=username=${env.git.username}`, `--from-literal=password=${env.git.password}`]);
+await env.createGitSecret("git-demo");
 await env.kubectlOk(["create", "secret", "generic", "s3-demo", `--from-literal=accesskey=${env.s3.accessKey}`, `--from-literal=secretkey=${env.s3.secretKey}`]);
 const datasets = env.datasets;
 if (datasets) {

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the servers the e2e environment runs (kube-apiserver, kube-controller-manager,
 # kube-scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, versitygw, helm) from their Go modules, once per version, into a cache outside
-# the checkout, and prints one `name=path` line per binary.
+# the checkout, and prints one `name=path` line per binary. `--bench` adds Flux's source-controller.
 #
 # The wrapper modules under hack/tools/ pin the versions; their go.sum makes the build
 # reproducible. A binary already in the cache is never rebuilt, so CI clones afresh but
@@ -26,6 +26,11 @@ tools=(
   "coredns|coredns|github.com/coredns/coredns|github.com/coredns/coredns"
   "helm|helm|helm.sh/helm/v3/cmd/helm|helm.sh/helm/v3"
 )
+
+# With --bench, also the peers the benchmarks run side by side (the tests never need them).
+if [ "${1:-}" = "--bench" ]; then
+  tools+=("source-controller|flux|github.com/fluxcd/source-controller|github.com/fluxcd/source-controller")
+fi
 
 for entry in "${tools[@]}"; do
   IFS='|' read -r name dir pkg mod <<<"$entry"

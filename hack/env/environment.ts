@@ -200,6 +200,20 @@ export class Environment {
     await this.kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"]);
   }
 
+  /** A Secret holding the git server's username and password (basic auth), as every kind's secretRef reads it. */
+  async createGitSecret(name: string, namespace = "default"): Promise<void> {
+    await this.kubectlOk([
+      "-n",
+      namespace,
+      "create",
+      "secret",
+      "generic",
+      name,
+      `--from-literal=username=${this.git.username}`,
+      `--from-literal=password=${this.git.password}`,
+    ]);
+  }
+
   /** kubectl as the admin that throws with kubectl's stderr on failure. */
   async kubectlOk(args: string[], input?: string): Promise<string> {
     const result = await this.kubectl(args, this.admin, input);
