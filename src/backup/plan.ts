@@ -83,27 +83,30 @@ export function unsafeKeyReason(key: string, options: Pick<PlanOptions, "destPat
  * markers (empty keys ending in /) are left out silently; a key that is also the folder of
  * other keys is skipped, and the objects below it are kept.
  */
-export function writableKeys(listing: Index, options: Pick<PlanOptions, "destPath" | "encrypt">): { index: Index; skipped: string[] } {
-  const safe: [string, ObjectInfo][] = [];
+export function writableKeys(
+  listing: Map<string, ObjectInfo>,
+  options: Pick<PlanOptions, "destPath" | "encrypt">,
+): { writable: Map<string, ObjectInfo>; skipped: string[] } {
+  const writable = new Map<string, ObjectInfo>();
   const skipped: string[] = [];
   const folders = new Set<string>();
-  for (const [key, info] of Object.entries(listing)) {
+  for (const [key, info] of listing) {
     if (key.endsWith("/") && info.size === 0) continue;
     const reason = unsafeKeyReason(key, options);
     if (reason) {
       skipped.push(`${JSON.stringify(key)}: ${reason}`);
       continue;
     }
-    safe.push([key, info]);
+    writable.set(key, info);
     const file = repoPath(key, options);
     for (let slash = file.indexOf("/"); slash > 0; slash = file.indexOf("/", slash + 1)) folders.add(file.slice(0, slash));
   }
-  const kept = safe.filter(([key]) => {
-    if (!folders.has(repoPath(key, options))) return true;
+  for (const key of writable.keys()) {
+    if (!folders.has(repoPath(key, options))) continue;
+    writable.delete(key);
     skipped.push(`${JSON.stringify(key)}: is a file and the folder of other objects at once; the objects below it are kept`);
-    return false;
-  });
-  return { index: Object.fromEntries(kept), skipped };
+  }
+  return { writable, skipped };
 }
 
 /** The keys to mirror: those that can be files (the others named in skipped), then include/exclude. */
@@ -111,8 +114,8 @@ export function mirroredKeys(
   listing: Map<string, ObjectInfo>,
   options: Pick<PlanOptions, "include" | "exclude" | "destPath" | "encrypt">,
 ): { index: Index; skipped: string[] } {
-  const { index, skipped } = writableKeys(Object.fromEntries(listing), options);
-  return { index: selectKeys(new Map(Object.entries(index)), options), skipped };
+  const { writable, skipped } = writableKeys(listing, options);
+  return { index: selectKeys(writable, options), skipped };
 }
 
 /**

@@ -392,11 +392,7 @@ export class GitRepository {
   }
 
   /** True when the local store holds the commit. */
-  has(oid: string): Promise<boolean> {
-    return this.hasCommit(oid);
-  }
-
-  private async hasCommit(oid: string): Promise<boolean> {
+  async hasCommit(oid: string): Promise<boolean> {
     if (!fs.existsSync(`${this.gitdir}/HEAD`)) return false;
     try {
       await git.readCommit({ fs: gitFs, gitdir: this.gitdir, oid, cache: this.cache });

@@ -18,15 +18,20 @@ const SHARED_REF_TTL_MS = 5_000;
 /** How many repository objects (with their caches) are kept for reuse. */
 const HOT_REPOSITORIES = 16;
 
+/** A repository object kept for reuse, with the refs it resolved lately (by branch, tag and commit). */
+interface HotRepository {
+  repo: GitRepository;
+  resolved: Map<string, { commit: string; at: number }>;
+}
+
 export class WorkDirs {
   private readonly locks = new Map<string, Promise<void>>();
-  /** Refs lately resolved, by clone, ref and credentials fingerprint. */
-  private readonly resolved = new Map<string, { commit: string; at: number }>();
   /**
    * Repositories lately used, by clone and credentials fingerprint, most recent last: their
-   * object caches (pack indexes) serve the next resource that reads the same clone.
+   * object caches (pack indexes) and the refs they lately resolved serve the next resource
+   * that reads the same clone with the same credentials.
    */
-  private readonly hot = new Map<string, GitRepository>();
+  private readonly hot = new Map<string, HotRepository>();
 
   constructor(readonly root: string = process.env.GITSYNC_WORK_DIR ?? path.join(os.tmpdir(), "gitsync-operator")) {}
 
@@ -78,30 +83,30 @@ export class WorkDirs {
   ): Promise<{ repo: GitRepository; commit: string; result: T | undefined }> {
     const dir = this.cloneDir(url);
     return this.withLock(dir, async () => {
-      const repo = this.repository(url, dir, credentials);
-      const key = [dir, ref.branch ?? "", ref.tag ?? "", ref.commit ?? "", fingerprint(credentials)].join("\n");
-      const recent = options.fresh ? undefined : this.resolved.get(key);
+      const { repo, resolved } = this.repository(url, dir, credentials);
+      const key = [ref.branch ?? "", ref.tag ?? "", ref.commit ?? ""].join("\n");
+      const recent = options.fresh ? undefined : resolved.get(key);
       let commit: string;
-      if (recent && Date.now() - recent.at < SHARED_REF_TTL_MS && (await repo.has(recent.commit))) commit = recent.commit;
+      if (recent && Date.now() - recent.at < SHARED_REF_TTL_MS && (await repo.hasCommit(recent.commit))) commit = recent.commit;
       else {
         commit = (await repo.sync(ref)).commit;
-        this.resolved.set(key, { commit, at: Date.now() });
+        resolved.set(key, { commit, at: Date.now() });
       }
       return { repo, commit, result: await options.then?.(repo, commit) };
     });
   }
 
-  /** The clone's repository object, reused while it is among the last few used. */
-  private repository(url: string, dir: string, credentials: GitCredentials | undefined): GitRepository {
+  /** The clone's repository object and its resolved refs, reused while among the last few used. */
+  private repository(url: string, dir: string, credentials: GitCredentials | undefined): HotRepository {
     const key = `${dir}\n${url}\n${fingerprint(credentials)}`;
-    const repo = this.hot.get(key) ?? new GitRepository(url, dir, credentials);
+    const entry = this.hot.get(key) ?? { repo: new GitRepository(url, dir, credentials), resolved: new Map() };
     this.hot.delete(key);
-    this.hot.set(key, repo);
+    this.hot.set(key, entry);
     for (const stale of this.hot.keys()) {
       if (this.hot.size <= HOT_REPOSITORIES) break;
       this.hot.delete(stale);
     }
-    return repo;
+    return entry;
   }
 
   /** Serialises work on one folder: two reconciles sharing a clone never interleave. */
@@ -121,7 +126,7 @@ export class WorkDirs {
   }
 }
 
-/** A digest of the credentials, so that the cache of resolved refs keeps no secret. */
+/** A digest of the credentials, so that the cache keys hold no secret. */
 function fingerprint(credentials: GitCredentials | undefined): string {
   return credentials ? createHash("sha256").update(JSON.stringify(credentials)).digest("hex") : "";
 }

@@ -1,11 +1,12 @@
 // The object keys of the bucket, as the old git-partition-sync tool writes and reads them:
-import { branchNameProblem, REPO_NAME } from "../util/giturl.js";
 // base64 (standard alphabet, padded) of compact JSON with fields in a fixed order, then
 // ".tar.age". Our incremental objects add "base_sha" and end in ".bundle.age", which the old
 // consumer's reader never mistakes for a tarball. base_sha is the prerequisite's first 12 hex
 // digits (the bundle's own header names it in full): S3 servers that keep objects as files
 // (MinIO, versitygw) refuse a key segment over 255 bytes, and a full second id would push a
 // key with ordinary names past that. Pure.
+
+import { branchNameProblem, REPO_NAME } from "../util/giturl.js";
 
 export const TARBALL_SUFFIX = ".tar.age";
 export const BUNDLE_SUFFIX = ".bundle.age";

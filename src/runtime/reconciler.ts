@@ -176,7 +176,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     const generation = object.metadata.generation ?? 0;
     const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
     const newGeneration = previous.observedGeneration !== generation;
-    const newRequest = requestedAt !== undefined && requestedAt !== previous.lastHandledReconcileAt;
+    const newRequest = isNewRequest(object, previous);
     if (!newGeneration && !newRequest) return previous;
     const conditions = new ConditionSet(previous.conditions, generation);
     const message = newGeneration ? `Reconciling generation ${generation}` : `Reconciling as requested at ${requestedAt}`;
@@ -200,7 +200,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
       kube: this.deps.kube,
       log,
       signal: timeoutMs ? AbortSignal.any([this.deps.shutdown, AbortSignal.timeout(timeoutMs)]) : this.deps.shutdown,
-      requested: isRequested(object),
+      requested: isNewRequest(object, object.status ?? {}),
       result: { reason: "Succeeded", message: "Reconciliation succeeded" },
       event: (type, reason, note) => events.push({ type, reason, note }),
       markFailure: (condition, message, options) => {
@@ -341,7 +341,7 @@ function safeDuration(text: string): number | undefined {
 }
 
 /** A requestedAt the status has not yet answered. */
-function isRequested(object: { metadata: { annotations?: Record<string, string> }; status?: { lastHandledReconcileAt?: string } }): boolean {
+function isNewRequest(object: { metadata: { annotations?: Record<string, string> } }, status: { lastHandledReconcileAt?: string }): boolean {
   const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-  return requestedAt !== undefined && requestedAt !== object.status?.lastHandledReconcileAt;
+  return requestedAt !== undefined && requestedAt !== status.lastHandledReconcileAt;
 }

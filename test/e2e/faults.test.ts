@@ -359,8 +359,12 @@ describe("fault matrix (real node, git server, S3, etcd, API server, kubelet; re
   });
 
   it("kubelet restarted: the compose pod keeps running (same pod, no container restart) and the status recovers", async () => {
-    const before = await pods();
-    assert.equal(before.length, 1);
+    // The last change rolled the pod: its predecessor may still be terminating.
+    const before = await eventually(async () => {
+      const now = await pods();
+      assert.equal(now.length, 1);
+      return now;
+    }, 60_000);
     const generation = await deploymentGeneration();
     await env().node!.restartKubelet();
     await new Promise((r) => setTimeout(r, 10_000));
