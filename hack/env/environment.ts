@@ -172,8 +172,29 @@ export class Environment {
       `--service-cluster-ip-range=${SERVICE_CIDR}`,
       "--enable-priority-and-fairness=false",
       "--profiling=false",
+      // Lists and watches of the operator's kinds, so that a test can see which replica asked for what.
+      `--audit-policy-file=${this.auditPolicy()}`,
+      `--audit-log-path=${this.auditLog}`,
+      "--audit-log-format=json",
     ]);
     await proc.waitUntil(async () => (await this.kubectl(["get", "--raw", "/readyz"])).code === 0, 60_000);
+  }
+
+  /** Where the API server logs every list and watch of the gitsync kinds (one JSON event a line). */
+  get auditLog(): string {
+    return path.join(this.logDir, "audit.log");
+  }
+
+  private auditPolicy(): string {
+    const file = path.join(this.dir, "audit-policy.yaml");
+    const policy = {
+      apiVersion: "audit.k8s.io/v1",
+      kind: "Policy",
+      omitStages: ["RequestReceived"],
+      rules: [{ level: "Metadata", verbs: ["list", "watch"], resources: [{ group: "gitsync.dev" }, { group: "e2e.gitsync.dev" }] }, { level: "None" }],
+    };
+    writeFileSync(file, stringify(policy));
+    return file;
   }
 
   /** Runs kubectl as the admin (or another identity); never throws, returns code and output. */

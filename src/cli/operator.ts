@@ -22,6 +22,8 @@ Options:
   --leader-election-id NAME    name of the Lease (default gitsync-operator)
   --lease-duration DUR         default 15s; --renew-deadline 10s; --retry-period 2s
   --identity NAME              this replica's name in the Lease (default: $POD_NAME or host_pid)
+  --sharding                   share the objects out across all replicas instead of one leading
+                               (needs --leader-elect; the chart turns it on)
   --work-dir PATH              clones and temp files (default: $GITSYNC_WORK_DIR or <tmp>/gitsync-operator)
   --shutdown-timeout DUR       how long SIGTERM waits for running reconciles (default 30s)
   --concurrency N              reconciles at once per kind (default: 8 handshakes, 4 adverts, 2 of the others)
@@ -49,6 +51,10 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
   if (swept) log.info("Swept work directory", { root: workDirs.root, entries: swept });
   const inCluster = Boolean(process.env.KUBERNETES_SERVICE_HOST);
   const leaderElect = values["no-leader-elect"] ? false : (values["leader-elect"] ?? inCluster);
+  if (values.sharding && !leaderElect) {
+    process.stderr.write("gitsync operator: --sharding needs leader election (--leader-elect): the leader shares the objects out\n");
+    return 2;
+  }
   let kube: KubeClient;
   try {
     kube = KubeClient.fromKubeconfig(values.kubeconfig);
@@ -64,6 +70,7 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
       identity: values.identity,
       shutdownTimeoutMs: durations.shutdownTimeoutMs,
       concurrency,
+      sharding: values.sharding,
       leaderElection: leaderElect && {
         namespace: values["leader-election-namespace"],
         name: values["leader-election-id"],
@@ -96,6 +103,7 @@ const OPERATOR_OPTIONS = {
   "renew-deadline": { type: "string", default: "10s" },
   "retry-period": { type: "string", default: "2s" },
   identity: { type: "string", default: process.env.POD_NAME },
+  sharding: { type: "boolean" },
   "work-dir": { type: "string" },
   "shutdown-timeout": { type: "string", default: "30s" },
   "webhook-secret": { type: "string" },

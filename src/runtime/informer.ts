@@ -3,7 +3,17 @@
 // and API server restarts. Handlers only learn which keys changed.
 
 import { backoffDelay, sleep } from "../util/backoff.js";
-import { isGone, KubeApiError, resourcePath, type KubeClient, type KubeList, type KubeObject, type ResourceRef, type WatchEvent } from "./kube.js";
+import {
+  isGone,
+  KubeApiError,
+  METADATA_ONLY,
+  resourcePath,
+  type KubeClient,
+  type KubeList,
+  type KubeObject,
+  type ResourceRef,
+  type WatchEvent,
+} from "./kube.js";
 import { errorText, type Logger } from "../util/log.js";
 
 export type ChangeHandler<T> = (key: string, previous: T | undefined, current: T | undefined) => void;
@@ -25,9 +35,20 @@ export class Informer<T extends KubeObject> {
     private readonly ref: ResourceRef,
     private readonly onChange: ChangeHandler<T>,
     private readonly log: Logger,
-    /** Narrows what is cached, e.g. to the objects the operator manages. */
-    private readonly selector: { labelSelector?: string } = {},
+    /**
+     * Narrows what is cached: to the objects the operator manages or a replica owns (labelSelector),
+     * to one namespace, or to metadata alone.
+     */
+    private readonly selector: { labelSelector?: string; namespace?: string; metadataOnly?: boolean } = {},
   ) {}
+
+  private get path(): string {
+    return resourcePath(this.ref, this.selector.namespace);
+  }
+
+  private accept(request: "list" | "watch"): string | undefined {
+    return this.selector.metadataOnly ? METADATA_ONLY[request] : undefined;
+  }
 
   get synced(): boolean {
     return this.syncedOnce;
@@ -65,11 +86,13 @@ export class Informer<T extends KubeObject> {
     let continueToken: string | undefined;
     let resourceVersion: string;
     do {
-      const page = await this.kube.request<KubeList<T>>("GET", resourcePath(this.ref), {
+      const page = await this.kube.request<KubeList<T>>("GET", this.path, {
         query: { limit: PAGE_SIZE, continue: continueToken, labelSelector: this.selector.labelSelector },
         signal,
+        accept: this.accept("list"),
       });
-      for (const item of page.items) seen.set(objectKey(item), withoutManagedFields(item));
+      // A metadata-only list of nothing carries "items": null.
+      for (const item of page.items ?? []) seen.set(objectKey(item), withoutManagedFields(item));
       continueToken = page.metadata.continue || undefined;
       resourceVersion = page.metadata.resourceVersion;
     } while (continueToken);
@@ -101,7 +124,7 @@ export class Informer<T extends KubeObject> {
     signal.addEventListener("abort", abort, { once: true });
     try {
       await this.kube.watch<T>(
-        resourcePath(this.ref),
+        this.path,
         { resourceVersion, allowWatchBookmarks: true, labelSelector: this.selector.labelSelector, timeoutSeconds: 240 + Math.floor(Math.random() * 120) },
         (event: WatchEvent<T>) => {
           if (event.type === "ERROR") {
@@ -119,6 +142,7 @@ export class Informer<T extends KubeObject> {
           this.onChange(key, previous, event.type === "DELETED" ? undefined : event.object);
         },
         stop.signal,
+        this.accept("watch"),
       );
     } catch (err) {
       if (!stop.signal.aborted) throw err;

@@ -66,7 +66,15 @@ export interface RequestOptions {
   body?: unknown;
   contentType?: string;
   signal?: AbortSignal;
+  /** The Accept header, e.g. METADATA_ONLY.list; default application/json. */
+  accept?: string;
 }
+
+/** Lists and watches of object metadata only (PartialObjectMetadata), for caches that need no spec. */
+export const METADATA_ONLY = {
+  list: "application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1",
+  watch: "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1",
+} as const;
 
 /** Where a resource lives: group, version and plural, namespaced or not. */
 export interface ResourceRef {
@@ -99,6 +107,8 @@ export function resourcePath(ref: ResourceRef, namespace?: string, name?: string
 export class KubeClient {
   private agent: https.Agent | http.Agent | undefined;
   private readonly server: URL;
+  /** Names this client in the API server's logs and audit events; a replica adds its identity. */
+  userAgent = "gitsync-operator";
 
   constructor(readonly access: ClusterAccess) {
     this.server = new URL(access.server);
@@ -118,8 +128,8 @@ export class KubeClient {
   }
 
   /** Streams a watch; resolves when the server closes it, rejects on a transport error. */
-  async watch<T>(path: string, query: RequestOptions["query"], onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal): Promise<void> {
-    const response = await this.send("GET", path, { query: { ...query, watch: true }, signal });
+  async watch<T>(path: string, query: RequestOptions["query"], onEvent: (event: WatchEvent<T>) => void, signal: AbortSignal, accept?: string): Promise<void> {
+    const response = await this.send("GET", path, { query: { ...query, watch: true }, signal, accept });
     const code = response.statusCode ?? 0;
     if (code >= 400) throw apiError(code, await readAll(response), `WATCH ${path}`);
     let buffered = "";
@@ -161,7 +171,8 @@ export class KubeClient {
     const body = options.body === undefined ? undefined : typeof options.body === "string" ? options.body : JSON.stringify(options.body);
     requestOptions.headers = {
       ...requestOptions.headers,
-      Accept: "application/json",
+      Accept: options.accept ?? "application/json",
+      "User-Agent": this.userAgent,
       ...(body !== undefined ? { "Content-Type": options.contentType ?? "application/json", "Content-Length": String(Buffer.byteLength(body)) } : {}),
     };
     const transport = url.protocol === "https:" ? https : http;

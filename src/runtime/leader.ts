@@ -6,7 +6,6 @@
 import { sleep } from "../util/backoff.js";
 import { BuiltinResources, isConflict, isNotFound, microTime, resourcePath, type KubeClient } from "./kube.js";
 import { errorText, type Logger } from "../util/log.js";
-import { leaderGauge } from "./metrics.js";
 
 export interface LeaderElectionOptions {
   namespace: string;
@@ -15,6 +14,12 @@ export interface LeaderElectionOptions {
   leaseDurationMs: number;
   renewDeadlineMs: number;
   retryPeriodMs: number;
+  /** Labels of the Lease when this process creates it (a shard member's ring). */
+  labels?: Record<string, string>;
+  /** Told when this process starts and stops holding the lease (the leader metric). */
+  onHeld?: (held: boolean) => void;
+  /** What holding the lease means, for the log: "leadership" (default) or "shard membership". */
+  role?: string;
 }
 
 interface Lease {
@@ -38,17 +43,21 @@ export class LeaderElector {
     private readonly log: Logger,
   ) {}
 
+  private get role(): string {
+    return this.options.role ?? "leadership";
+  }
+
   private get path(): string {
     return resourcePath(BuiltinResources.leases, this.options.namespace);
   }
 
   /** Resolves once this process holds the lease; false if the signal aborted first. */
   async acquire(signal: AbortSignal): Promise<boolean> {
-    this.log.info("Waiting for leadership", { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
+    this.log.info(`Waiting for ${this.role}`, { lease: `${this.options.namespace}/${this.options.name}`, identity: this.options.identity });
     while (!signal.aborted) {
       if (await this.tryAcquireOrRenew()) {
-        leaderGauge.set(1);
-        this.log.info("Acquired leadership", { identity: this.options.identity });
+        this.options.onHeld?.(true);
+        this.log.info(`Acquired ${this.role}`, { identity: this.options.identity });
         return true;
       }
       await sleep(this.options.retryPeriodMs, signal);
@@ -64,24 +73,38 @@ export class LeaderElector {
       if (signal.aborted) return;
       if (await this.tryAcquireOrRenew()) lastRenewed = Date.now();
       else if (Date.now() - lastRenewed > this.options.renewDeadlineMs) {
-        leaderGauge.set(0);
-        throw new Error(`lost leadership of lease ${this.options.namespace}/${this.options.name}`);
+        this.options.onHeld?.(false);
+        throw new Error(`lost ${this.role}: lease ${this.options.namespace}/${this.options.name}`);
       }
     }
   }
 
   /** Hands the lease back so a standby takes over at once instead of after leaseDuration. */
   async release(): Promise<void> {
-    leaderGauge.set(0);
+    this.options.onHeld?.(false);
     const lease = this.lease;
     if (!lease || lease.spec.holderIdentity !== this.options.identity) return;
     try {
       await this.kube.request("PUT", resourcePath(BuiltinResources.leases, this.options.namespace, this.options.name), {
         body: { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: microTime() } },
       });
-      this.log.info("Released leadership", { identity: this.options.identity });
+      this.log.info(`Released ${this.role}`, { identity: this.options.identity });
     } catch (err) {
       this.log.warn("Failed to release leadership", { error: errorText(err) });
+    }
+  }
+
+  /** Deletes the lease this process holds: a shard member leaving the ring. */
+  async remove(): Promise<void> {
+    const lease = this.lease;
+    if (!lease || lease.spec.holderIdentity !== this.options.identity) return;
+    try {
+      await this.kube.request("DELETE", resourcePath(BuiltinResources.leases, this.options.namespace, this.options.name), {
+        body: { preconditions: { resourceVersion: lease.metadata.resourceVersion } },
+      });
+      this.log.info("Left the shard ring", { lease: this.options.name });
+    } catch (err) {
+      if (!isNotFound(err)) this.log.warn("Failed to leave the shard ring", { error: errorText(err) });
     }
   }
 
@@ -98,7 +121,7 @@ export class LeaderElector {
           body: {
             apiVersion: "coordination.k8s.io/v1",
             kind: "Lease",
-            metadata: { name: this.options.name, namespace: this.options.namespace },
+            metadata: { name: this.options.name, namespace: this.options.namespace, labels: this.options.labels },
             spec: { holderIdentity: this.options.identity, leaseDurationSeconds: durationSeconds, acquireTime: now, renewTime: now, leaseTransitions: 0 },
           },
         });

@@ -40,3 +40,10 @@ export const leaderGauge = new Gauge({
   help: "1 while this process holds the leader lease.",
   registers: [registry],
 });
+
+export const shardObjects = new Gauge({
+  name: "gitsync_shard_objects",
+  help: "Objects of each kind this replica owns (its share of the ring; all of them when not sharded).",
+  labelNames: ["kind"],
+  registers: [registry],
+});

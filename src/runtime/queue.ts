@@ -27,6 +27,7 @@ export class WorkQueue {
   private readonly delayed = new Map<string, { timer: NodeJS.Timeout; at: number }>();
   private readonly failures = new Map<string, number>();
   private readonly idleWaiters: (() => void)[] = [];
+  private readonly keyWaiters = new Map<string, (() => void)[]>();
   private stopped = false;
 
   constructor(private readonly options: WorkQueueOptions) {}
@@ -69,6 +70,28 @@ export class WorkQueue {
   /** Failures in a row for the key (0 after a success). */
   failureCount(key: string): number {
     return this.failures.get(key) ?? 0;
+  }
+
+  /**
+   * Drops every pass of the key that waits (now, after a delay, or as a re-run) and resolves
+   * once none runs: the key is handed to another replica.
+   */
+  async forget(key: string): Promise<void> {
+    this.drop(key);
+    if (this.running.has(key)) {
+      // The running pass, when it ends, schedules nothing (see run).
+      await new Promise<void>((resolve) => this.keyWaiters.set(key, [...(this.keyWaiters.get(key) ?? []), resolve]));
+    }
+  }
+
+  private drop(key: string): void {
+    this.cancelDelayed(key);
+    this.dirty.delete(key);
+    if (this.waitingSet.delete(key)) {
+      this.waiting.splice(this.waiting.indexOf(key), 1);
+      this.reportDepth();
+    }
+    this.failures.delete(key);
   }
 
   /** Stops taking work, drops pending delays, and waits for running handlers up to timeoutMs. */
@@ -115,8 +138,15 @@ export class WorkQueue {
       result = { failed: true };
     }
     this.running.delete(key);
-    this.schedule(key, result);
-    if (this.dirty.delete(key)) this.add(key);
+    const forgotten = this.keyWaiters.get(key);
+    if (forgotten) {
+      this.keyWaiters.delete(key);
+      this.drop(key);
+      forgotten.forEach((resolve) => resolve());
+    } else {
+      this.schedule(key, result);
+      if (this.dirty.delete(key)) this.add(key);
+    }
     if (this.running.size === 0) this.idleWaiters.splice(0).forEach((resolve) => resolve());
     this.pump();
   }

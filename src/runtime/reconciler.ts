@@ -109,7 +109,9 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
   /** One pass over namespace/name; the queue acts on what it returns. */
   async reconcile(key: string): Promise<WorkResult> {
     const [namespace, name] = key.split("/") as [string, string];
-    const log = this.deps.log.child({ kind: this.kind, namespace, name, reconcileId: randomUUID() });
+    // Every line of a pass carries when it started: with the time of its last line, that is the
+    // pass's span (no object's spans may overlap across replicas; ADR 0012).
+    const log = this.deps.log.child({ kind: this.kind, namespace, name, reconcileId: randomUUID(), passStarted: new Date().toISOString() });
     const timer = reconcileDuration.startTimer({ kind: this.kind });
     const count = (result: string): void => {
       timer();

@@ -38,7 +38,10 @@ export function gitPushRoute(deps: GitPushDeps): RouteHandler {
   };
 }
 
-/** Annotates every cached object that reads the pushed repository with a new requestedAt. */
+/**
+ * Annotates every object that reads the pushed repository with a new requestedAt; whichever
+ * replica owns it sees the annotation on its watch.
+ */
 async function requestReconciles(deps: GitPushDeps, url: string): Promise<{ kind: string; namespace?: string; name: string }[]> {
   const pushed = normalizeRepoUrl(url);
   const requestedAt = new Date().toISOString();
@@ -47,7 +50,7 @@ async function requestReconciles(deps: GitPushDeps, url: string): Promise<{ kind
     const sourceUrls = definition.sourceUrls as ((spec: CommonSpec) => string[]) | undefined;
     if (!sourceUrls) continue;
     const kind = definition.kind.kind;
-    for (const object of deps.manager.objects(kind) as (KubeObject & { spec: CommonSpec })[]) {
+    for (const object of (await deps.manager.allObjects(kind)) as (KubeObject & { spec: CommonSpec })[]) {
       if (!sourceUrls(object.spec).some((source) => normalizeRepoUrl(source) === pushed)) continue;
       const { namespace, name } = object.metadata;
       await deps.kube.request("PATCH", resourcePath(resourceOf(definition.kind), namespace, name), {

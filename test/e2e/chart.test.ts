@@ -29,7 +29,8 @@ describe("Helm chart (real helm, real API server)", function () {
       .filter((d): d is { kind: string } => Boolean(d?.kind))
       .map((d) => d.kind)
       .sort();
-    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Deployment", "Service", "ServiceAccount"]) assert.ok(kinds.includes(kind), `renders a ${kind}`);
+    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "ServiceAccount"])
+      assert.ok(kinds.includes(kind), `renders a ${kind}`);
     await kubectlOk(["apply", "--dry-run=server", "-n", "gitsync-system", "-f", "-"], rendered);
   });
 
@@ -48,7 +49,7 @@ describe("Helm chart (real helm, real API server)", function () {
     await kubectlOk(["apply", "-n", "gitsync-system", "-f", "-"], rendered);
     const kube = adminClient();
     // Ask the authorizer itself: the kinds' CRDs need not exist for RBAC to be right.
-    const can = async (verb: string, group: string, resource: string, subresource = ""): Promise<boolean> => {
+    const can = async (verb: string, group: string, resource: string, subresource = "", namespace = "team-a"): Promise<boolean> => {
       const review = await kube.request<{ status: { allowed: boolean } }>("POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews", {
         body: {
           apiVersion: "authorization.k8s.io/v1",
@@ -56,7 +57,7 @@ describe("Helm chart (real helm, real API server)", function () {
           spec: {
             user: "system:serviceaccount:gitsync-system:gitsync-operator",
             groups: ["system:serviceaccounts", "system:serviceaccounts:gitsync-system", "system:authenticated"],
-            resourceAttributes: { namespace: "team-a", verb, group, resource, subresource },
+            resourceAttributes: { namespace, verb, group, resource, subresource },
           },
         },
       });
@@ -69,10 +70,14 @@ describe("Helm chart (real helm, real API server)", function () {
         ["update", "gitsync.dev", "partitionsyncs", "finalizers"],
         ["get", "", "secrets", ""],
         ["create", "events.k8s.io", "events", ""],
-        ["update", "coordination.k8s.io", "leases", ""],
       ] as const) {
         assert.ok(await can(verb, group, resource, sub), `may ${verb} ${resource}${sub ? `/${sub}` : ""}`);
       }
+      // Leases (leader election, the shard ring) in the release's namespace only.
+      for (const verb of ["get", "list", "watch", "create", "update", "delete"]) {
+        assert.ok(await can(verb, "coordination.k8s.io", "leases", "", "gitsync-system"), `may ${verb} leases in its namespace`);
+      }
+      assert.ok(!(await can("update", "coordination.k8s.io", "leases")), "may not touch leases in other namespaces");
       assert.ok(!(await can("list", "", "secrets")), "may not list secrets");
       assert.ok(!(await can("delete", "gitsync.dev", "servicehandshakes")), "may not delete user resources");
     } finally {

@@ -1,6 +1,7 @@
 // The operator as users run it: its image built here and imported into the node, installed
 // with `helm install` (pull policy Never), in-cluster config from its ServiceAccount, the
-// chart's RBAC its only permission, two replicas electing a leader.
+// chart's RBAC its only permission, two replicas electing a leader and sharing the objects
+// out; then 300 objects of mixed kinds across 3 replicas, a replica killed, and 3 → 5 → 2.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -13,9 +14,11 @@ import { stringify } from "yaml";
 import { OPERATOR_IMAGE, operatorImage } from "../../hack/env/images.js";
 import { clusterBackupSyncKind } from "../../src/crds/clusterbackupsync.js";
 import { serviceHandshakeKind } from "../../src/crds/servicehandshake.js";
-import { resourceOf, resourcePath, type KubeClient } from "../../src/runtime/kube.js";
+import { resourceOf, resourcePath, type KubeClient, type KubeList, type KubeObject } from "../../src/runtime/kube.js";
+import { SHARD_LABEL } from "../../src/runtime/sharder.js";
 import { BackupBucket } from "./fixtures/backups.js";
 import { eventually } from "./helpers.js";
+import { assertNoOverlap, moved, owners, PodLogs, shares, watchSelectors } from "./shards.js";
 import { waitForReady, type StatusLike } from "./kstatus.js";
 import { adminClient, createSecret, env, kubectlOk, ROOT } from "./setup.js";
 
@@ -45,6 +48,20 @@ async function leader(): Promise<string> {
   return (await kubectlOk(["get", "lease", "-n", NS, "gitsync-operator", "-o", "jsonpath={.spec.holderIdentity}"])).trim();
 }
 
+/** The git and S3 Secrets of a namespace, and a bucket of cluster backups. */
+async function backupInputs(namespace: string, bucket: string): Promise<void> {
+  await createSecret(namespace, "git", { username: env().git.username, password: env().git.password });
+  await createSecret(namespace, "s3", { accesskey: env().s3.accessKey, secretkey: env().s3.secretKey });
+  const s3 = new S3Client({
+    endpoint: env().s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
+  });
+  await BackupBucket.create(s3, bucket);
+  s3.destroy();
+}
+
 const isReady = (pod: Pod): boolean => pod.status.phase === "Running" && pod.status.conditions?.find((c) => c.type === "Ready")?.status === "True";
 
 describe("the operator in-cluster, installed with Helm (real node)", function () {
@@ -62,6 +79,14 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
   });
 
   after(() => kube.close());
+
+  afterEach(async function () {
+    if (this.currentTest?.state !== "failed") return;
+    for (const pod of await operatorPods()) {
+      const logs = await env().kubectl(["logs", "-n", NS, pod.metadata.name, "--tail=40"]);
+      process.stderr.write(`\n--- ${pod.metadata.name} ---\n${logs.stdout}${logs.stderr}`);
+    }
+  });
 
   it("installs with helm: two replicas Running and Ready on /readyz, one holding the Lease", async function () {
     this.timeout(5 * 60_000);
@@ -99,16 +124,7 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
       "contract.yaml": "version: 1.0.0\n",
     });
     git.createRepo("incluster-backups");
-    await createSecret(WORKLOADS, "git", { username: git.username, password: git.password });
-    await createSecret(WORKLOADS, "s3", { accesskey: env().s3.accessKey, secretkey: env().s3.secretKey });
-    const s3 = new S3Client({
-      endpoint: env().s3.endpoint,
-      region: "us-east-1",
-      forcePathStyle: true,
-      credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
-    });
-    await BackupBucket.create(s3, "incluster-backups");
-    s3.destroy();
+    await backupInputs(WORKLOADS, "incluster-backups");
     const source = (repo: string): object => ({ url: env().podUrl(git.url(repo)), ref: { branch: "main" }, secretRef: { name: "git" } });
     const shs = {
       apiVersion: "gitsync.dev/v1alpha1",
@@ -131,9 +147,16 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     await waitForReady(get(serviceHandshakeKind, "shop"), "True", "HandshakeSucceeded", 60_000);
     await waitForReady(get(clusterBackupSyncKind, "backups"), "True", "Synced", 60_000);
     assert.equal(git.git("incluster-backups", "rev-list", "--count", "main"), "1");
-    const logs = await kubectlOk(["logs", "-n", NS, await leader()]);
-    assert.match(logs, /"message":"Reconciled ServiceHandshake"/);
-    assert.match(logs, /"message":"Reconciled ClusterBackupSync"/);
+    // Each was reconciled by the replica its label names (the chart turns sharding on).
+    for (const [kind, name] of [
+      [serviceHandshakeKind, "shop"],
+      [clusterBackupSyncKind, "backups"],
+    ] as const) {
+      const object = await kube.request<KubeObject>("GET", resourcePath(resourceOf(kind), WORKLOADS, name));
+      const owner = object.metadata.labels?.[SHARD_LABEL];
+      assert.ok(owner && (await operatorPods()).some((p) => p.metadata.name === owner), `${kind.kind} ${name} is owned by a pod: ${owner}`);
+      assert.match(await kubectlOk(["logs", "-n", NS, owner]), new RegExp(`"message":"Reconciled ${kind.kind}"`));
+    }
   });
 
   it("fails over to the standby within the lease duration when the leader pod is killed", async function () {
@@ -172,14 +195,152 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     assert.equal(env_.trim(), "debug");
   });
 
-  it("removes everything but the CRDs on helm uninstall", async function () {
-    this.timeout(3 * 60_000);
-    await helm("uninstall", "gitsync", "--namespace", NS, "--wait", "--timeout=120s");
-    await eventually(async () => assert.deepEqual(await operatorPods(), []), 60_000);
-    const left = await kubectlOk(["get", "deployment,service,serviceaccount,role,rolebinding", "-n", NS, "-l", SELECTOR, "-o", "name"]);
-    assert.equal(left.trim(), "");
-    const clusterWide = await kubectlOk(["get", "clusterrole,clusterrolebinding", "-l", SELECTOR, "-o", "name"]);
-    assert.equal(clusterWide.trim(), "");
-    assert.ok((await kubectlOk(["get", "crd", "servicehandshakes.gitsync.dev", "-o", "name"])).includes("servicehandshakes.gitsync.dev"), "CRDs stay");
+  describe("sharded: 300 objects of mixed kinds across the replicas", function () {
+    const SHARDED = "sharded-e2e";
+    const HANDSHAKES = 270;
+    const BACKUPS = 30;
+    const TOTAL = HANDSHAKES + BACKUPS;
+    const INTERVAL_MS = 30_000;
+    const LEASE_MS = 6_000;
+    const kinds = [resourceOf(serviceHandshakeKind), resourceOf(clusterBackupSyncKind)];
+    const podLogs = new PodLogs(NS, SELECTOR);
+
+    after(() => podLogs.stop());
+
+    const readyCount = async (): Promise<number> => {
+      let ready = 0;
+      for (const resource of kinds) {
+        const list = await kube.request<KubeList<KubeObject & StatusLike>>("GET", resourcePath(resource, SHARDED));
+        ready += list.items.filter((o) => o.status?.conditions?.some((c) => c.type === "Ready" && c.status === "True")).length;
+      }
+      return ready;
+    };
+
+    /** Every object owned by a Running pod, none handed over, all Ready. */
+    async function settled(timeoutMs: number, members?: number): Promise<Map<string, string | undefined>> {
+      return eventually(
+        async () => {
+          const pods = new Set((await operatorPods()).filter(isReady).map((p) => p.metadata.name));
+          if (members !== undefined) assert.equal(pods.size, members, `${pods.size} pods Ready`);
+          const owned = await owners(kube, kinds, SHARDED);
+          assert.equal(owned.size, TOTAL);
+          for (const [key, owner] of owned) assert.ok(owner && pods.has(owner), `${key} is owned by ${owner ?? "nobody"}`);
+          if (members !== undefined) assert.equal(shares(owned).size, members, `owners: ${JSON.stringify([...shares(owned)])}`);
+          assert.equal(await readyCount(), TOTAL);
+          return owned;
+        },
+        timeoutMs,
+        1_000,
+      );
+    }
+
+    it("shares 300 objects out across 3 replicas, each ±20 %, all Ready, each watching its own label", async function () {
+      this.timeout(10 * 60_000);
+      await helm("upgrade", "gitsync", CHART, "--namespace", NS, "--reuse-values", "--set", "replicas=3,logLevel=info", "--wait", "--timeout=180s");
+      await kubectlOk(["rollout", "status", "-n", NS, "deployment/gitsync-operator", "--timeout=120s"]);
+      podLogs.start();
+      const git = env().git;
+      for (let r = 0; r < 10; r++) git.createRepo(`sharded-svc-${r}`, { "service.yaml": `metadata:\n  name: svc-${r}\n`, "contract.yaml": "version: 1.0.0\n" });
+      for (let b = 0; b < BACKUPS; b++) git.createRepo(`sharded-backup-${b}`);
+      await kubectlOk(["create", "namespace", SHARDED]);
+      await backupInputs(SHARDED, "sharded-backups");
+      const source = (repo: string): object => ({ url: env().podUrl(git.url(repo)), ref: { branch: "main" }, secretRef: { name: "git" } });
+      const interval = `${INTERVAL_MS / 1000}s`;
+      const docs = [
+        ...Array.from({ length: HANDSHAKES }, (_, i) => ({
+          apiVersion: "gitsync.dev/v1alpha1",
+          kind: "ServiceHandshake",
+          metadata: { name: `shs-${i}`, namespace: SHARDED },
+          spec: { interval, services: [{ source: source(`sharded-svc-${i % 10}`) }] },
+        })),
+        ...Array.from({ length: BACKUPS }, (_, i) => ({
+          apiVersion: "gitsync.dev/v1alpha1",
+          kind: "ClusterBackupSync",
+          metadata: { name: `cbs-${i}`, namespace: SHARDED },
+          spec: {
+            interval,
+            source: { endpoint: env().podUrl(env().s3.endpoint), bucket: "sharded-backups", insecure: true, secretRef: { name: "s3" } },
+            destination: { url: env().podUrl(git.url(`sharded-backup-${i}`)), secretRef: { name: "git" } },
+          },
+        })),
+      ];
+      const applied = Date.now();
+      await kubectlOk(["apply", "-f", "-"], docs.map((d) => stringify(d)).join("---\n"));
+      const owned = await settled(5 * 60_000, 3);
+      process.stdout.write(`        (${TOTAL} objects Ready on 3 replicas ${((Date.now() - applied) / 1000).toFixed(1)} s after the apply)\n`);
+      for (const [pod, count] of shares(owned)) assert.ok(count >= (TOTAL / 3) * 0.8 && count <= (TOTAL / 3) * 1.2, `${pod} owns ${count}`);
+      const selectors = watchSelectors("servicehandshakes");
+      for (const pod of shares(owned).keys()) {
+        const asked = selectors.get(`gitsync-operator (${pod})`) ?? new Set();
+        assert.ok(asked.has(`${SHARD_LABEL}=${pod}`), `${pod} watched ServiceHandshakes with ${[...asked].join(" | ")}`);
+      }
+    });
+
+    it("gives a deleted replica's objects to the others, Ready again within the lease duration and one interval", async function () {
+      this.timeout(5 * 60_000);
+      const before = await settled(60_000, 3);
+      const head = await leader();
+      const victim = [...shares(before).keys()].find((p) => p !== head) as string;
+      const theirs = [...before].filter(([, owner]) => owner === victim).map(([key]) => key);
+      const deletedAt = Date.now();
+      await kubectlOk(["delete", "pod", "-n", NS, victim, "--grace-period=0", "--force", "--wait=false"]);
+      // The deadline is the issue's: the lease duration and one interval (and 5 s to observe it).
+      await eventually(
+        async () => {
+          const now = await owners(kube, kinds, SHARDED);
+          for (const key of theirs) assert.ok(now.get(key) && now.get(key) !== victim, `${key} is still ${victim}'s`);
+          const reconciled = new Set(
+            [...podLogs.records()]
+              .filter(([pod]) => pod !== victim)
+              .flatMap(([, records]) => records)
+              .filter((r) => String(r.message).startsWith("Reconciled ") && Date.parse(String(r.timestamp)) > deletedAt)
+              .map((r) => `${r.kind === "ServiceHandshake" ? "servicehandshakes" : "clusterbackupsyncs"}/${String(r.name)}`),
+          );
+          for (const key of theirs) assert.ok(reconciled.has(key), `${key} was not reconciled by another replica yet`);
+        },
+        LEASE_MS + INTERVAL_MS + 5_000,
+        500,
+      );
+      process.stdout.write(
+        `        (${theirs.length} objects of the deleted replica reconciled by the others after ${((Date.now() - deletedAt) / 1000).toFixed(1)} s)\n`,
+      );
+      assert.ok((await readyCount()) === TOTAL);
+    });
+
+    it("moves no more than the ideal share and 10 % when scaled 3 → 5 → 2", async function () {
+      this.timeout(10 * 60_000);
+      const three = await settled(3 * 60_000, 3);
+      await kubectlOk(["scale", "deployment/gitsync-operator", "-n", NS, "--replicas=5"]);
+      const five = await settled(5 * 60_000, 5);
+      await kubectlOk(["scale", "deployment/gitsync-operator", "-n", NS, "--replicas=2"]);
+      const two = await settled(5 * 60_000, 2);
+      const up = moved(three, five);
+      const down = moved(five, two);
+      process.stdout.write(`        (3 → 5 moved ${up} objects, ideal ${(TOTAL * 2) / 5}; 5 → 2 moved ${down}, ideal ${(TOTAL * 3) / 5})\n`);
+      assert.ok(up <= Math.ceil(((TOTAL * 2) / 5) * 1.1), `3 → 5 moved ${up}`);
+      assert.ok(down <= Math.ceil(((TOTAL * 3) / 5) * 1.1), `5 → 2 moved ${down}`);
+    });
+
+    it("never ran one object's passes on two replicas at once, through all of it", async function () {
+      this.timeout(60_000);
+      podLogs.stop();
+      const { passes, objects } = assertNoOverlap(podLogs.records());
+      process.stdout.write(`        (${passes} passes of ${objects} objects on ${podLogs.records().size} replicas, none overlapping)\n`);
+      assert.ok(objects >= TOTAL, `${objects} objects in the logs`);
+      await kubectlOk(["delete", "namespace", SHARDED, "--wait=false"]);
+    });
+  });
+
+  describe("uninstalled", function () {
+    it("removes everything but the CRDs on helm uninstall", async function () {
+      this.timeout(3 * 60_000);
+      await helm("uninstall", "gitsync", "--namespace", NS, "--wait", "--timeout=120s");
+      await eventually(async () => assert.deepEqual(await operatorPods(), []), 60_000);
+      const left = await kubectlOk(["get", "deployment,service,serviceaccount,role,rolebinding", "-n", NS, "-l", SELECTOR, "-o", "name"]);
+      assert.equal(left.trim(), "");
+      const clusterWide = await kubectlOk(["get", "clusterrole,clusterrolebinding", "-l", SELECTOR, "-o", "name"]);
+      assert.equal(clusterWide.trim(), "");
+      assert.ok((await kubectlOk(["get", "crd", "servicehandshakes.gitsync.dev", "-o", "name"])).includes("servicehandshakes.gitsync.dev"), "CRDs stay");
+    });
   });
 });

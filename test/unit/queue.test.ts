@@ -121,6 +121,35 @@ describe("WorkQueue", () => {
   });
 });
 
+describe("WorkQueue.forget (a key handed to another replica)", () => {
+  it("drops the waiting and delayed passes, waits for the running one, and schedules nothing after it", async () => {
+    const gate = deferred();
+    const seen: string[] = [];
+    const queue = new WorkQueue({
+      concurrency: 1,
+      handler: async (key): Promise<WorkResult> => {
+        seen.push(key);
+        if (key === "moving") await gate.promise;
+        return { requeueAfterMs: 1 };
+      },
+    });
+    queue.add("moving");
+    queue.add("waiting");
+    queue.addAfter("delayed", 5);
+    await tick();
+    queue.add("moving"); // added while running: would run again
+    let forgotten = false;
+    const forgetting = Promise.all(["moving", "waiting", "delayed"].map((k) => queue.forget(k))).then(() => (forgotten = true));
+    await tick();
+    assert.equal(forgotten, false, "waits for the running pass");
+    gate.resolve();
+    await forgetting;
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(seen, ["moving"], "nothing ran after the hand-over, and no requeue");
+    assert.equal(queue.depth, 0);
+  });
+});
+
 describe("backoff", () => {
   it("doubles per attempt from the base, within [50%, 100%] jitter, up to the cap", () => {
     const policy = { baseMs: 100, maxMs: 1000 };
