@@ -149,7 +149,7 @@ describe("sharding across operator replicas (real API server)", function () {
 
   it("never ran one object's passes on two replicas at once", () => {
     const logs = new Map([...replicas].map(([name, r]) => [name, r.records()]));
-    const { passes, objects } = assertNoOverlap(logs);
+    const { passes, objects } = assertNoOverlap(logs, NS);
     assert.equal(objects, OBJECTS);
     assert.ok(passes > OBJECTS * 3, `${passes} passes`);
   });

@@ -42,8 +42,10 @@ interface Span {
 /**
  * Every pass each replica logged, by object: from the pass's start (passStarted, on each of
  * its lines) to its last line. Fails naming the object when two replicas' passes overlap.
+ * Returns how many passes, and how many objects in `namespace` had any (the replicas also
+ * reconcile whatever else the cluster holds).
  */
-export function assertNoOverlap(logs: ReadonlyMap<string, readonly Record<string, unknown>[]>): { passes: number; objects: number } {
+export function assertNoOverlap(logs: ReadonlyMap<string, readonly Record<string, unknown>[]>, namespace: string): { passes: number; objects: number } {
   const passes = new Map<string, Span>();
   const objectOf = new Map<string, string>();
   for (const [replica, records] of logs) {
@@ -53,7 +55,7 @@ export function assertNoOverlap(logs: ReadonlyMap<string, readonly Record<string
       const span = passes.get(r.reconcileId) ?? { replica, start: Date.parse(r.passStarted), end: at };
       span.end = Math.max(span.end, at);
       passes.set(r.reconcileId, span);
-      objectOf.set(r.reconcileId, `${String(r.kind)} ${String(r.namespace)}/${String(r.name)}`);
+      objectOf.set(r.reconcileId, `${String(r.namespace)}/${String(r.name)} (${String(r.kind)})`);
     }
   }
   const byObject = new Map<string, Span[]>();
@@ -69,7 +71,7 @@ export function assertNoOverlap(logs: ReadonlyMap<string, readonly Record<string
       if (span.end > latest.end) latest = span;
     }
   }
-  return { passes: passes.size, objects: byObject.size };
+  return { passes: passes.size, objects: [...byObject.keys()].filter((object) => object.startsWith(`${namespace}/`)).length };
 }
 
 /** The label selectors of the watches each user agent made on a resource, from the API server's audit log. */
