@@ -11,7 +11,11 @@
 // resources on one repository (at different paths) against N on N repositories: RSS and git
 // requests (one fetch per new commit, not one per resource).
 //
-//   node dist/bench/fleet.js [--resources 100] [--steady-minutes 10] [--skip-flux]
+// With --replicas R (R > 1), ours runs as R sharded replicas (--leader-elect --sharding, ADR
+// 0012): the figures are summed over the replicas, and each replica's peak RSS and share of the
+// objects is printed too.
+//
+//   node dist/bench/fleet.js [--resources 100] [--steady-minutes 10] [--skip-flux] [--skip-shared] [--replicas 1]
 //   (make bench runs the defaults; --resources 3000 is the large fleet)
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
@@ -31,8 +35,11 @@ const { values: flags } = parseArgs({
     resources: { type: "string", default: process.env.BENCH_FLEET ?? "100" },
     "steady-minutes": { type: "string", default: process.env.BENCH_STEADY_MINUTES ?? "10" },
     "skip-flux": { type: "boolean", default: false },
+    "skip-shared": { type: "boolean", default: false },
+    replicas: { type: "string", default: "1" },
   },
 });
+const REPLICAS = Number(flags.replicas);
 const N = Number(flags.resources);
 const STEADY_MINUTES = Number(flags["steady-minutes"]);
 const CONCURRENCY = 10;
@@ -52,6 +59,8 @@ interface Side {
   steadyCpuPerMinute: number;
   steadyRssKiB: number;
   steadyRequestsPerMinute: number;
+  /** Each replica's peak RSS and the objects it held (ours, sharded). */
+  replicas: { peakRssKiB: number; objects: number }[];
 }
 
 const env = new Environment();
@@ -73,6 +82,8 @@ try {
   sides.push(await runSide("gitsync", startOurs, serviceHandshakes));
   printFleet(sides);
 
+  printReplicas(sides.at(-1) as Side);
+  if (flags["skip-shared"]) process.exit(0);
   // Many resources on one repository, against as many repositories: ours alone.
   seedShared(N);
   const shared = await sharedRepoRun();
@@ -93,7 +104,7 @@ async function runSide(name: string, start: (namespace: string) => Promise<Contr
   const controller = await start(namespace);
   try {
     await new Promise((r) => setTimeout(r, 2000));
-    const before = { cpu: cpuSeconds(controller.pid), requests: await controller.requests(), rss: memory(controller.pid).rssKiB };
+    const before = { cpu: cpuSeconds(controller.pids), requests: await controller.requests(), rss: rssKiB(controller.pids) };
     const started = performance.now();
     await env.kubectlOk(
       ["apply", "--server-side", "-f", "-"],
@@ -103,10 +114,12 @@ async function runSide(name: string, start: (namespace: string) => Promise<Contr
     );
     await allReady(controller.listPath(namespace));
     const readyMs = performance.now() - started;
-    const atReady = { cpu: cpuSeconds(controller.pid), requests: await controller.requests(), peak: memory(controller.pid).peakKiB };
+    const atReady = { cpu: cpuSeconds(controller.pids), requests: await controller.requests(), peak: peakKiB(controller.pids) };
+    const replicas = controller.pids.map((pid) => ({ peakRssKiB: memory(pid).peakKiB, objects: 0 }));
+    (await controller.shares()).forEach((objects, i) => ((replicas[i] as { objects: number }).objects = objects));
     console.error(`${name}: ${N} Ready in ${(readyMs / 1000).toFixed(1)} s; steady state for ${STEADY_MINUTES} min ...`);
     await new Promise((r) => setTimeout(r, STEADY_MINUTES * 60_000));
-    const after = { cpu: cpuSeconds(controller.pid), requests: await controller.requests(), rss: memory(controller.pid).rssKiB };
+    const after = { cpu: cpuSeconds(controller.pids), requests: await controller.requests(), rss: rssKiB(controller.pids) };
     return {
       name,
       idleRssKiB: before.rss,
@@ -117,6 +130,7 @@ async function runSide(name: string, start: (namespace: string) => Promise<Contr
       steadyCpuPerMinute: (after.cpu - atReady.cpu) / STEADY_MINUTES,
       steadyRssKiB: after.rss,
       steadyRequestsPerMinute: (after.requests - atReady.requests) / STEADY_MINUTES,
+      replicas,
     };
   } finally {
     await controller.stop();
@@ -130,22 +144,31 @@ async function namespaceWithSecret(namespace: string): Promise<string> {
   return namespace;
 }
 
+/** The controller's processes: one, or ours as sharded replicas. */
 interface Controller {
-  pid: number;
+  pids: number[];
   listPath: (namespace: string) => string;
   requests: () => Promise<number>;
+  /** The objects each process holds (gitsync_shard_objects; 0 for Flux). */
+  shares: () => Promise<number[]>;
   stop: () => Promise<void>;
 }
 
-function controllerOf(child: ChildProcess, metricsUrl: string, metric: string, listPath: (namespace: string) => string): Controller {
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+function controllerOf(processes: { child: ChildProcess; metricsUrl: string }[], metric: string, listPath: (namespace: string) => string): Controller {
+  const scrape = (): Promise<string[]> => Promise.all(processes.map(async ({ metricsUrl }) => (await fetch(metricsUrl)).text()));
   return {
-    pid: child.pid ?? 0,
+    pids: processes.map(({ child }) => child.pid ?? 0),
     listPath,
-    requests: async () => sumMetric(await (await fetch(metricsUrl)).text(), metric),
+    requests: async () => (await scrape()).reduce((sum, text) => sum + sumMetric(text, metric), 0),
+    shares: async () => (await scrape()).map((text) => sumMetric(text, "gitsync_shard_objects")),
     stop: async () => {
-      child.kill("SIGTERM");
-      await exited;
+      await Promise.all(
+        processes.map(({ child }) => {
+          const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+          child.kill("SIGTERM");
+          return exited;
+        }),
+      );
     },
   };
 }
@@ -169,34 +192,41 @@ async function startFlux(namespace: string): Promise<Controller> {
   );
   await waitFor(async () => (await fetch(`http://127.0.0.1:${health}/readyz`)).ok);
   return controllerOf(
-    child,
-    `http://127.0.0.1:${metrics}/metrics`,
+    [{ child, metricsUrl: `http://127.0.0.1:${metrics}/metrics` }],
     "rest_client_requests_total",
     (ns) => `/apis/source.toolkit.fluxcd.io/v1/namespaces/${ns}/gitrepositories`,
   );
 }
 
 async function startOurs(): Promise<Controller> {
-  const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      // As the chart runs it (values.yaml nodeOptions): a small young generation.
-      ...OPERATOR_NODE_OPTIONS,
-      // BENCH_CPU_PROF=DIR: a CPU profile of the operator, written when it stops.
-      ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
-      path.join(ROOT, "dist/src/main.js"),
-      "operator",
-      `--kubeconfig=${env.admin.kubeconfig}`,
-      "--no-leader-elect",
-      `--concurrency=${CONCURRENCY}`,
-      `--http-address=127.0.0.1:${port}`,
-      `--work-dir=${mkdtempSync(path.join(os.tmpdir(), "gitsync-fleet-work-"))}`,
-    ],
-    { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "error" } },
+  if (REPLICAS > 1) await env.kubectl(["create", "namespace", "gitsync-fleet-system"]);
+  const processes = await Promise.all(
+    Array.from({ length: REPLICAS }, async (_, replica) => {
+      const port = await freePort();
+      const child = spawn(
+        process.execPath,
+        [
+          // As the chart runs it (values.yaml nodeOptions): a small young generation.
+          ...OPERATOR_NODE_OPTIONS,
+          // BENCH_CPU_PROF=DIR: a CPU profile of the operator, written when it stops.
+          ...(process.env.BENCH_CPU_PROF ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : []),
+          path.join(ROOT, "dist/src/main.js"),
+          "operator",
+          `--kubeconfig=${env.admin.kubeconfig}`,
+          ...(REPLICAS > 1
+            ? ["--leader-elect", "--sharding", "--leader-election-namespace=gitsync-fleet-system", `--identity=fleet-replica-${replica}`]
+            : ["--no-leader-elect"]),
+          `--concurrency=${CONCURRENCY}`,
+          `--http-address=127.0.0.1:${port}`,
+          `--work-dir=${mkdtempSync(path.join(os.tmpdir(), "gitsync-fleet-work-"))}`,
+        ],
+        { stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, LOG_LEVEL: "error" } },
+      );
+      await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
+      return { child, metricsUrl: `http://127.0.0.1:${port}/metrics` };
+    }),
   );
-  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/readyz`)).ok);
-  return controllerOf(child, `http://127.0.0.1:${port}/metrics`, "gitsync_kube_requests_total", (ns) => resourcePath(resourceOf(serviceHandshakeKind), ns));
+  return controllerOf(processes, "gitsync_kube_requests_total", (ns) => resourcePath(resourceOf(serviceHandshakeKind), ns));
 }
 
 function gitRepositories(namespace: string): object[] {
@@ -246,7 +276,7 @@ async function sharedRepoRun(): Promise<{
     const after = env.git.requests.slice(mark2).filter((r) => r.path.includes("fleet-shared"));
     return {
       readyMs,
-      peakRssKiB: memory(controller.pid).peakKiB,
+      peakRssKiB: peakKiB(controller.pids),
       lsRefs: requests.filter((r) => r.command === "ls-refs").length,
       fetches: requests.filter((r) => r.command === "fetch").length,
       newCommitFetches: after.filter((r) => r.command === "fetch").length,
@@ -269,6 +299,14 @@ async function allReady(listPath: string, extra: (o: unknown) => boolean = () =>
   } finally {
     kube.close();
   }
+}
+
+function printReplicas(ours: Side): void {
+  if (ours.replicas.length < 2) return;
+  console.log(
+    `\nOurs as ${ours.replicas.length} sharded replicas (the figures above are their sums)\n` +
+      ours.replicas.map((r, i) => `  replica ${i}: peak RSS ${(r.peakRssKiB / 1024).toFixed(0)} MiB, ${r.objects} of ${N} objects`).join("\n"),
+  );
 }
 
 function printFleet(sides: Side[]): void {
@@ -294,11 +332,17 @@ function printFleet(sides: Side[]): void {
   console.log(lines.join("\n"));
 }
 
-/** utime + stime of a process, in seconds. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-  return (Number(fields[11]) + Number(fields[12])) / 100;
+/** utime + stime of the processes, in seconds. */
+function cpuSeconds(pids: number[]): number {
+  return pids.reduce((sum, pid) => {
+    const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+    return sum + (Number(fields[11]) + Number(fields[12])) / 100;
+  }, 0);
 }
+
+/** Summed over the processes (with one, its own figure). */
+const peakKiB = (pids: number[]): number => pids.reduce((sum, pid) => sum + memory(pid).peakKiB, 0);
+const rssKiB = (pids: number[]): number => pids.reduce((sum, pid) => sum + memory(pid).rssKiB, 0);
 
 function memory(pid: number): { peakKiB: number; rssKiB: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
