@@ -19,6 +19,8 @@ import { assertRecipient } from "../partition/crypto.js";
 import { s3EndpointUrl } from "../util/url.js";
 import { commandGitCredentials, CredentialsFileError, SSH_FLAGS } from "./git-credentials.js";
 import { Bucket } from "../s3/bucket.js";
+import type { ProgressSink } from "../util/progress.js";
+import { commandProgress } from "./progress.js";
 
 export const BACKUP_USAGE = `Usage: gitsync backup sync [options]
 
@@ -48,6 +50,8 @@ Options (environment variable in brackets):
   --dry-run                  compute and report; no push
   --work-dir DIR             clone folder; without a repository, the folder to mirror into [WORK_DIR]
   --retry-attempts N, --retry-delay DUR   [RETRY_ATTEMPTS (default 3), RETRY_DELAY (default 5s)]
+  --quiet                    no progress line (it goes to stderr: redrawn on a terminal,
+                             otherwise a plain line every 5 s)
   --health-check             print OK and exit
 `;
 
@@ -63,6 +67,7 @@ export interface BackupOptions {
   concurrency: number;
   dryRun: boolean;
   retry: { attempts: number; delayMs: number };
+  quiet: boolean;
 }
 
 export type BackupCommand = { action: "help" | "health-check" } | { action: "sync"; options: BackupOptions } | { action: "usage-error"; message: string };
@@ -144,6 +149,7 @@ function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
     recipients: recipients(values["encrypt-recipient"] ?? []),
     concurrency: wholeNumber("--concurrency", pickOr("concurrency", undefined, "10")),
     dryRun: values["dry-run"] ?? false,
+    quiet: values.quiet ?? false,
     retry: {
       attempts: wholeNumber("RETRY_ATTEMPTS", pickOr("retry-attempts", "RETRY_ATTEMPTS", "3")),
       delayMs: retryDelay(pickOr("retry-delay", "RETRY_DELAY", "5s")),
@@ -209,7 +215,8 @@ async function syncWithRetries(options: BackupOptions): Promise<number> {
   try {
     for (let attempt = 1; ; attempt++) {
       try {
-        const result = await syncOnce(options, bucket);
+        const progress = commandProgress({ quiet: options.quiet });
+        const result = await syncOnce(options, bucket, progress.sink).finally(() => progress.stop());
         const changed = result.added + result.modified + result.deleted > 0;
         const message = options.repo
           ? result.commit
@@ -243,8 +250,8 @@ function finalFailure(err: unknown): number | undefined {
   return undefined;
 }
 
-function syncOnce(options: BackupOptions, bucket: Bucket): Promise<SyncResult> {
-  const common = { bucket, options: options.plan, recipients: options.recipients, concurrency: options.concurrency, dryRun: options.dryRun };
+function syncOnce(options: BackupOptions, bucket: Bucket, progress: ProgressSink): Promise<SyncResult> {
+  const common = { bucket, options: options.plan, recipients: options.recipients, concurrency: options.concurrency, dryRun: options.dryRun, progress };
   const { repo } = options;
   if (!repo) return runBackupToDirectory({ ...common, dir: options.workDir as string });
   const work = new WorkDirs(options.workDir ?? path.join(os.tmpdir(), "gitsync-backup"));
@@ -284,6 +291,7 @@ const OPTIONS = {
   "encrypt-include": { type: "string", multiple: true },
   concurrency: { type: "string" },
   "dry-run": { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
   "work-dir": { type: "string" },
   "retry-attempts": { type: "string" },
   "retry-delay": { type: "string" },

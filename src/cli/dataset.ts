@@ -31,6 +31,7 @@ import { errorText } from "../util/log.js";
 import { registerSecret } from "../util/redact.js";
 import { normalizeRepoUrl } from "../util/url.js";
 import { commandGitCredentials, SSH_FLAGS, SSH_USAGE } from "./git-credentials.js";
+import { commandProgress } from "./progress.js";
 
 export const DATASET_USAGE = `Usage: gitsync dataset <command> [options]
 
@@ -51,6 +52,7 @@ Options:
   --config FILE           the old tool's config.ini: [WORKING_ENVIRONMENT] WORKDIR, OPERATOR,
                           IMPORTDIR and [ETCD] HOST, PORT
   --output text|json      default text
+  --quiet                 no progress line for import (on stderr; never with --output json)
 ${SSH_USAGE}
 Git credentials for import and publish come from GIT_USERNAME and GIT_TOKEN (HTTP), or the
 SSH key and known_hosts above.
@@ -75,6 +77,7 @@ const OPTIONS = {
   ttl: { type: "string", default: "24h" },
   description: { type: "string" },
   license: { type: "string" },
+  quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
   ...SSH_FLAGS,
 } as const;
@@ -116,6 +119,8 @@ interface Context {
   prefix: string;
   config: OldConfig;
   json: boolean;
+  /** No progress line: --quiet, or JSON output. */
+  quiet: boolean;
   /** --ssh-key and --known-hosts, for import and publish over SSH. */
   ssh: { sshKey?: string; knownHosts?: string };
 }
@@ -161,6 +166,7 @@ function resolveContext(values: Flags, env: NodeJS.ProcessEnv): Context {
     prefix: trimPrefix(values.prefix ?? DEFAULT_PREFIX),
     config,
     json: values.output === "json",
+    quiet: (values.quiet ?? false) || values.output === "json",
     ssh: { sshKey: values["ssh-key"], knownHosts: values["known-hosts"] },
   };
 }
@@ -230,8 +236,11 @@ async function importAdvert(store: EtcdStore, context: Context, target: { path: 
   // Leave no half-made clone behind: on failure, remove the first folder on the way that did not exist before.
   let created = path.resolve(dir);
   while (!existsSync(path.dirname(created))) created = path.dirname(created);
+  const progress = commandProgress({ quiet: context.quiet });
   try {
-    await cloneAtCommit({ url: advert.url, dir, branch: advert.branch, commit: advert.commit, credentials });
+    await cloneAtCommit({ url: advert.url, dir, branch: advert.branch, commit: advert.commit, credentials, progress: progress.sink }).finally(() =>
+      progress.stop(),
+    );
   } catch (err) {
     await rm(created, { recursive: true, force: true });
     throw new Error(`import of ${advert.key}: ${errorText(err)}`, { cause: err });

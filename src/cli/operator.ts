@@ -27,6 +27,8 @@ Options:
   --work-dir PATH              clones and temp files (default: $GITSYNC_WORK_DIR or <tmp>/gitsync-operator)
   --shutdown-timeout DUR       how long SIGTERM waits for running reconciles (default 30s)
   --concurrency N              reconciles at once per kind (default: 8 handshakes, 4 adverts, 2 of the others)
+  --progress-interval DUR      a pass running longer shows its progress in Ready's message, at most
+                               one status write per interval (default 5s)
   --webhook-secret NAME        Secret in the leader-election namespace with token, github-secret
                                and/or gitlab-token: enables POST /hooks/git
 `;
@@ -70,6 +72,7 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
       identity: values.identity,
       shutdownTimeoutMs: durations.shutdownTimeoutMs,
       concurrency,
+      progressIntervalMs: durations.progressIntervalMs,
       sharding: values.sharding,
       leaderElection: leaderElect && {
         namespace: values["leader-election-namespace"],
@@ -108,6 +111,7 @@ const OPERATOR_OPTIONS = {
   "shutdown-timeout": { type: "string", default: "30s" },
   "webhook-secret": { type: "string" },
   concurrency: { type: "string" },
+  "progress-interval": { type: "string", default: "5s" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -115,14 +119,14 @@ type OperatorValues = ReturnType<typeof parseArgs<{ options: typeof OPERATOR_OPT
 
 interface OperatorFlags {
   values: OperatorValues;
-  durations: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number; shutdownTimeoutMs: number };
+  durations: { leaseDurationMs: number; renewDeadlineMs: number; retryPeriodMs: number; shutdownTimeoutMs: number; progressIntervalMs: number };
   concurrency: number | undefined;
 }
 
 /** The operator's flags, checked: an unknown flag or a duration that is none throws a message naming the flag. */
 export function parseOperatorFlags(argv: string[]): OperatorFlags {
   const { values } = parseArgs({ args: argv, options: OPERATOR_OPTIONS });
-  const duration = (flag: "lease-duration" | "renew-deadline" | "retry-period" | "shutdown-timeout"): number => {
+  const duration = (flag: "lease-duration" | "renew-deadline" | "retry-period" | "shutdown-timeout" | "progress-interval"): number => {
     try {
       return parseDuration(values[flag]);
     } catch (err) {
@@ -134,6 +138,7 @@ export function parseOperatorFlags(argv: string[]): OperatorFlags {
     renewDeadlineMs: duration("renew-deadline"),
     retryPeriodMs: duration("retry-period"),
     shutdownTimeoutMs: duration("shutdown-timeout"),
+    progressIntervalMs: duration("progress-interval"),
   };
   if (durations.renewDeadlineMs >= durations.leaseDurationMs) throw new Error("--renew-deadline must be shorter than --lease-duration");
   const concurrency = values.concurrency === undefined ? undefined : Number(values.concurrency);

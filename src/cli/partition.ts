@@ -18,6 +18,8 @@ import { parseDuration } from "../util/duration.js";
 import { errorText } from "../util/log.js";
 import { fieldPath } from "../util/fields.js";
 import { parseGitUrl, repoUnder } from "../util/giturl.js";
+import type { ProgressSink } from "../util/progress.js";
+import { commandProgress } from "./progress.js";
 import { commandGitCredentials, SSH_FLAGS } from "./git-credentials.js";
 import { registerSecret } from "../util/redact.js";
 import { assertEd25519Key, assertIdentity, assertRecipient } from "../partition/crypto.js";
@@ -41,7 +43,8 @@ produce also: PUBLIC_KEY (age recipients, comma-separated), and
 consume also: PRIVATE_KEY (AGE-SECRET-KEY-1...), INTERNAL_GIT_CA_PATH, and
   --push Force|FastForward                    default FastForward: a destination branch is never rewritten
   --verify-key FILE                           a trusted Ed25519 public key (PEM), repeatable: unsigned objects are refused
-Options: --prefix P (a key prefix in the bucket), --insecure (plain HTTP to the endpoint).
+Options: --prefix P (a key prefix in the bucket), --insecure (plain HTTP to the endpoint),
+  --quiet (no progress line: on stderr, redrawn on a terminal, otherwise a plain line every 5 s).
 Exit codes: 0 all in sync, 1 a repository failed, 2 configuration error.
 `;
 
@@ -56,6 +59,7 @@ const OPTIONS = {
   "verify-key": { type: "string", multiple: true },
   prefix: { type: "string", default: "" },
   insecure: { type: "boolean", default: false },
+  quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
   ...SSH_FLAGS,
 } as const;
@@ -162,7 +166,15 @@ export function reposFromDesiredState(text: string, file: string, server: Return
 
 type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true; allowNegative: true }>>["values"];
 
-async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean, mirrors: WorkDirs): Promise<RepoOutcome[]> {
+/** One run's place and settings: its temporary folder, the kept mirrors, dry run, and where progress goes. */
+interface Run {
+  workDir: string;
+  dryRun: boolean;
+  mirrors: WorkDirs;
+  progress: ProgressSink;
+}
+
+async function runProduce(values: Values, env: NodeJS.ProcessEnv, { workDir, dryRun, mirrors, progress }: Run): Promise<RepoOutcome[]> {
   const file = values["desired-state"] ?? env.DESIRED_STATE_FILE;
   if (!file) throw new ConfigError("--desired-state FILE (or DESIRED_STATE_FILE) is required");
   const repos = reposFromDesiredState(readConfigFile(file, "--desired-state"), file, gitlab(env, sshFlags(values)));
@@ -192,6 +204,7 @@ async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: strin
       workDir,
       dryRun,
       mirrors,
+      progress,
     });
     return result.repos;
   } finally {
@@ -199,7 +212,7 @@ async function runProduce(values: Values, env: NodeJS.ProcessEnv, workDir: strin
   }
 }
 
-async function runConsume(values: Values, env: NodeJS.ProcessEnv, workDir: string, dryRun: boolean): Promise<RepoOutcome[]> {
+async function runConsume(values: Values, env: NodeJS.ProcessEnv, { workDir, dryRun, progress }: Run): Promise<RepoOutcome[]> {
   const identity = required(env, "PRIVATE_KEY").trim();
   registerSecret(identity);
   configured(() => assertIdentity(identity, "PRIVATE_KEY"));
@@ -224,6 +237,7 @@ async function runConsume(values: Values, env: NodeJS.ProcessEnv, workDir: strin
       push,
       workDir,
       dryRun,
+      progress,
     });
     for (const entry of result.unreadable) process.stderr.write(`skipped ${entry} (not a partition-sync object key)\n`);
     return result.repos;
@@ -269,9 +283,13 @@ async function loop(command: "produce" | "consume", values: Values, env: NodeJS.
   const workDirs = new WorkDirs(path.join(path.resolve(env.WORKDIR ?? os.tmpdir()), "gitsync-partition"));
   await workDirs.sweep();
   for (;;) {
-    const outcomes = await workDirs.withTemp(command, (workDir) =>
-      command === "produce" ? runProduce(values, env, workDir, dryRun, workDirs) : runConsume(values, env, workDir, dryRun),
-    );
+    const progress = commandProgress({ quiet: values.quiet });
+    const outcomes = await workDirs
+      .withTemp(command, (workDir) => {
+        const run = { workDir, dryRun, mirrors: workDirs, progress: progress.sink };
+        return command === "produce" ? runProduce(values, env, run) : runConsume(values, env, run);
+      })
+      .finally(() => progress.stop());
     const ok = print(outcomes);
     if (runOnce) return ok ? 0 : 1;
     await sleep(sleepMs);

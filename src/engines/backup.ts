@@ -26,6 +26,7 @@ import {
   type PlanOptions,
 } from "../backup/plan.js";
 import { mapLimit } from "../util/pool.js";
+import { counter, type ProgressSink } from "../util/progress.js";
 
 export interface SyncRequest {
   bucket: Bucket;
@@ -36,6 +37,8 @@ export interface SyncRequest {
   dryRun: boolean;
   signal?: AbortSignal;
   now?: Date;
+  /** Objects listed and downloaded, the clone's phases, files written, the push. */
+  progress?: ProgressSink;
 }
 
 export interface SyncResult {
@@ -63,8 +66,8 @@ export async function runBackupSync(req: SyncRequest & { repo: GitRepository; br
   const { repo, options } = req;
   // Bring the kept clone up to date while the bucket is listed: both are round trips.
   const [bucketListing] = await Promise.all([
-    req.bucket.list(options.prefix, req.signal),
-    repo.resolve({ branch: req.branch }).then((head) => (head ? repo.sync({ branch: req.branch }) : undefined)),
+    listBucket(req),
+    repo.resolve({ branch: req.branch }).then((head) => (head ? repo.sync({ branch: req.branch }, req.progress) : undefined)),
   ]);
   const listing = mirroredKeys(bucketListing, options);
   const downloaded = new Map<string, Uint8Array>();
@@ -72,6 +75,7 @@ export async function runBackupSync(req: SyncRequest & { repo: GitRepository; br
   const pushed = await repo.commit({
     branch: req.branch,
     author: req.author,
+    progress: req.progress,
     message: () =>
       commitMessage(
         { clusters: result?.clusters ?? [], files: result?.files ?? 0, deleted: result?.deleted ?? 0 },
@@ -94,7 +98,7 @@ export async function runBackupSync(req: SyncRequest & { repo: GitRepository; br
 
 /** Download-only: mirrors the bucket into a folder (the old CronJob's WORK_DIR without GIT_REPOSITORY). */
 export async function runBackupToDirectory(req: SyncRequest & { dir: string }): Promise<SyncResult> {
-  const listing = mirroredKeys(await req.bucket.list(req.options.prefix, req.signal), req.options);
+  const listing = mirroredKeys(await listBucket(req), req.options);
   const files = new Map<string, string>();
   for (const file of await walk(req.dir)) {
     if (file !== indexPath(req.options.destPath)) files.set(file, gitBlobId(await readFile(path.join(req.dir, file))));
@@ -127,7 +131,7 @@ async function computeChanges(
   const { options } = req;
   const previous = parseIndex(destination.indexText);
   const plan = planSync(listing.index, previous, new Set(destination.files.keys()), options);
-  const { downloads, vanished } = await downloadAll(req.bucket, plan.download, req.concurrency, cache, req.signal);
+  const { downloads, vanished } = await downloadAll(req, plan.download, cache);
   let { added, modified } = plan;
   if (plan.compareByContent) {
     ({ added, modified } = classifyByContent(new Map([...downloads].map(([key, bytes]) => [key, gitBlobId(bytes)])), destination.files, options));
@@ -160,21 +164,27 @@ async function computeChanges(
   return { changes, result };
 }
 
+function listBucket(req: SyncRequest): ReturnType<Bucket["list"]> {
+  req.progress?.({ phase: "Listing", done: 0 });
+  return req.bucket.list(req.options.prefix, req.signal, req.progress && ((done) => req.progress?.({ phase: "Listing", done })));
+}
+
 async function downloadAll(
-  bucket: Bucket,
+  req: SyncRequest,
   keys: string[],
-  concurrency: number,
   cache: Map<string, Uint8Array>,
-  signal?: AbortSignal,
 ): Promise<{ downloads: Map<string, Uint8Array>; vanished: string[] }> {
   const missing = keys.filter((k) => !cache.has(k));
   const vanished: string[] = [];
-  await mapLimit(missing, concurrency, async (key) => {
+  const downloaded = counter(req.progress, "Downloading", missing.length);
+  await mapLimit(missing, req.concurrency, async (key) => {
     try {
-      cache.set(key, await bucket.get(key, signal));
+      cache.set(key, await req.bucket.get(key, req.signal));
     } catch (err) {
       if (err instanceof S3Error && err.kind === "no-such-key") vanished.push(key);
       else throw err;
+    } finally {
+      downloaded();
     }
   });
   return { downloads: new Map(keys.flatMap((k) => (cache.has(k) ? [[k, cache.get(k) as Uint8Array]] : []))), vanished };

@@ -23,6 +23,7 @@ import type { Bucket } from "../s3/bucket.js";
 import { S3Error } from "../s3/bucket.js";
 import { repoUnder } from "../util/giturl.js";
 import { mapLimit } from "../util/pool.js";
+import { counter, type ProgressSink } from "../util/progress.js";
 import { safeUrl } from "../util/redact.js";
 
 export type Stage = "fetch" | "upload" | "decrypt" | "extract" | "verify" | "push" | "diverged";
@@ -98,6 +99,8 @@ export interface ProduceRequest {
   signal?: AbortSignal;
   /** Where each source's bare mirror is kept between passes (fetched incrementally); default: a fresh one in workDir. */
   mirrors?: Pick<WorkDirs, "mirrorDir" | "withLock">;
+  /** Repositories shipped so far. */
+  progress?: ProgressSink;
 }
 
 export interface ProduceResult {
@@ -110,14 +113,13 @@ export interface ProduceResult {
 export async function produce(req: ProduceRequest): Promise<ProduceResult> {
   const { objects, unreadable } = await listObjects(req.bucket, req.prefix, req.signal);
   const groups = byDestination(objects);
-  const repos = await mapLimit(req.repos, req.concurrency ?? 2, async (repo) => {
-    const destination = destinationOf({ group: repo.destination.group, projectName: repo.destination.project, remoteBranch: repo.destination.branch });
-    try {
-      return await produceOne(req, repo, groups.get(destination) ?? []);
-    } catch (err) {
-      return asOutcome(destination, err);
-    }
-  });
+  const repos = await eachDestination(
+    req,
+    "Shipping",
+    req.repos,
+    (repo) => destinationOf({ group: repo.destination.group, projectName: repo.destination.project, remoteBranch: repo.destination.branch }),
+    (repo, destination) => produceOne(req, repo, groups.get(destination) ?? []),
+  );
   const wanted = new Set(repos.map((r) => r.destination));
   const orphans = [...groups].filter(([dest]) => !wanted.has(dest)).flatMap(([, list]) => list.map((o) => o.key));
   if (!req.dryRun) for (const key of orphans) await req.bucket.remove(key, req.signal);
@@ -264,6 +266,8 @@ export interface ConsumeRequest {
   dryRun?: boolean;
   concurrency?: number;
   signal?: AbortSignal;
+  /** Repositories pushed so far. */
+  progress?: ProgressSink;
 }
 
 export interface ConsumeResult {
@@ -274,14 +278,35 @@ export interface ConsumeResult {
 export async function consume(req: ConsumeRequest): Promise<ConsumeResult> {
   const { objects, unreadable } = await listObjects(req.bucket, req.prefix, req.signal);
   const groups = [...byDestination(objects)];
-  const repos = await mapLimit(groups, req.concurrency ?? 2, async ([destination, list]) => {
+  const repos = await eachDestination(
+    req,
+    "Pushing",
+    groups,
+    ([destination]) => destination,
+    ([, list], destination) => consumeOne(req, destination, list),
+  );
+  return { repos, unreadable };
+}
+
+/** Each destination's work, a few at a time: a failure becomes that destination's outcome, and each one done is counted. */
+function eachDestination<T>(
+  req: { concurrency?: number; progress?: ProgressSink },
+  phase: string,
+  items: readonly T[],
+  destinationOf: (item: T) => string,
+  work: (item: T, destination: string) => Promise<RepoOutcome>,
+): Promise<RepoOutcome[]> {
+  const done = counter(req.progress, phase, items.length, "repositories");
+  return mapLimit(items, req.concurrency ?? 2, async (item) => {
+    const destination = destinationOf(item);
     try {
-      return await consumeOne(req, destination, list);
+      return await work(item, destination);
     } catch (err) {
       return asOutcome(destination, err);
+    } finally {
+      done();
     }
   });
-  return { repos, unreadable };
 }
 
 export function destinationUrl(baseUrl: string, object: Pick<BucketObject, "group" | "projectName">): string {

@@ -12,9 +12,11 @@ import { mkdir } from "node:fs/promises";
 import git, { Errors, type HttpClient, type ReadTreeResult } from "isomorphic-git";
 import { backoffDelay, sleep } from "../util/backoff.js";
 import { trimSlashes } from "../util/paths.js";
+import { counter, type ProgressSink } from "../util/progress.js";
 import { safeUrl } from "../util/redact.js";
 import type { GitCredentials } from "./auth.js";
 import { GitError } from "./errors.js";
+import { gitProgress } from "./progress.js";
 import { gitFs } from "./fs.js";
 import type { TransportStats } from "./http.js";
 import { SshError } from "./ssh.js";
@@ -50,6 +52,8 @@ export interface CommitOptions {
   change: (head: string | undefined) => Promise<Changes>;
   maxAttempts?: number;
   force?: boolean;
+  /** Where the fetch's phases, the files written and the push's phases are reported. */
+  progress?: ProgressSink;
 }
 
 export interface CommitResult {
@@ -118,16 +122,16 @@ export class GitRepository {
   }
 
   /** Brings the kept clone to the remote's ref; fetches only when the remote has something new. */
-  async sync(ref: RefSpec): Promise<{ commit: string; fetched: boolean }> {
-    return this.operation(() => this.syncNow(ref));
+  async sync(ref: RefSpec, progress?: ProgressSink): Promise<{ commit: string; fetched: boolean }> {
+    return this.operation(() => this.syncNow(ref, progress));
   }
 
-  private async syncNow(ref: RefSpec): Promise<{ commit: string; fetched: boolean }> {
+  private async syncNow(ref: RefSpec, progress?: ProgressSink): Promise<{ commit: string; fetched: boolean }> {
     const remote = await this.resolve(ref);
     const name = ref.tag ?? ref.branch ?? "main";
     if (!remote) throw new GitError("not-found", `${safeUrl(this.url)}: ${ref.tag ? "tag" : "branch"} ${name} does not exist`);
     if (await this.hasCommit(remote)) return { commit: remote, fetched: false };
-    await this.fetch(ref.commit ? undefined : { name, namespace: ref.tag ? "tags" : "heads" }, ref.commit ? undefined : (this.depth ?? undefined));
+    await this.fetch(ref.commit ? undefined : { name, namespace: ref.tag ? "tags" : "heads" }, ref.commit ? undefined : (this.depth ?? undefined), progress);
     if (!(await this.hasCommit(remote))) {
       throw new GitError("not-found", `${safeUrl(this.url)}: commit ${remote} is not reachable from the fetched ref`);
     }
@@ -234,12 +238,13 @@ export class GitRepository {
     const maxAttempts = options.maxAttempts ?? 5;
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
       const head = await this.resolve({ branch: options.branch });
-      if (head && !(await this.hasCommit(head))) await this.fetch({ name: options.branch, namespace: "heads" }, this.depth ?? undefined);
+      if (head && !(await this.hasCommit(head))) await this.fetch({ name: options.branch, namespace: "heads" }, this.depth ?? undefined, options.progress);
       if (!head) await this.ensureRepo();
       const changes = await options.change(head);
       if (changes.size === 0) return { commit: undefined, attempts: attempt };
       const baseTree = head ? (await git.readCommit({ fs: gitFs, gitdir: this.gitdir, oid: head, cache: this.cache })).commit.tree : undefined;
-      const tree = (await this.applyChanges(baseTree, changes)) ?? (await git.writeTree({ fs: gitFs, gitdir: this.gitdir, tree: [] }));
+      const wrote = counter(options.progress, "Writing", [...changes.values()].filter((c) => c !== null).length, "files");
+      const tree = (await this.applyChanges(baseTree, changes, wrote)) ?? (await git.writeTree({ fs: gitFs, gitdir: this.gitdir, tree: [] }));
       if (tree === baseTree) return { commit: undefined, attempts: attempt };
       const text = typeof options.message === "function" ? options.message() : options.message;
       const now = Math.floor(Date.now() / 1000);
@@ -251,7 +256,7 @@ export class GitRepository {
       });
       await git.writeRef({ fs: gitFs, gitdir: this.gitdir, ref: `refs/heads/${options.branch}`, value: commit, force: true });
       try {
-        await this.push(options.branch, options.force ?? false);
+        await this.push(options.branch, options.force ?? false, options.progress);
         return { commit, attempts: attempt };
       } catch (err) {
         if (!(err instanceof GitError && err.kind === "rejected") || attempt === maxAttempts) throw err;
@@ -308,9 +313,19 @@ export class GitRepository {
     }
   }
 
-  private async push(branch: string, force: boolean): Promise<void> {
+  private async push(branch: string, force: boolean, progress?: ProgressSink): Promise<void> {
     const result = await this.guard("push to", () =>
-      git.push({ fs: gitFs, http: this.http, gitdir: this.gitdir, url: this.remoteUrl, ref: branch, remoteRef: branch, force, headers: this.requestHeaders() }),
+      git.push({
+        fs: gitFs,
+        http: this.http,
+        gitdir: this.gitdir,
+        url: this.remoteUrl,
+        ref: branch,
+        remoteRef: branch,
+        force,
+        headers: this.requestHeaders(),
+        onProgress: gitProgress(progress),
+      }),
     );
     if (!result.ok) {
       const detail = result.error ?? Object.values(result.refs ?? {}).find((r) => !r.ok)?.error ?? "unknown reason";
@@ -319,7 +334,7 @@ export class GitRepository {
   }
 
   /** Writes the changed blobs and trees bottom-up; returns the new root tree, undefined if empty. */
-  private async applyChanges(treeOid: string | undefined, changes: Changes): Promise<string | undefined> {
+  private async applyChanges(treeOid: string | undefined, changes: Changes, wrote: () => void): Promise<string | undefined> {
     const entries = new Map<string, { mode: string; path: string; oid: string; type: "blob" | "tree" | "commit" }>();
     if (treeOid) {
       for (const entry of (await git.readTree({ fs: gitFs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })).tree) entries.set(entry.path, entry);
@@ -335,13 +350,14 @@ export class GitRepository {
         entries.delete(filepath);
       } else {
         const oid = await git.writeBlob({ fs: gitFs, gitdir: this.gitdir, blob: content });
+        wrote();
         const mode = entries.get(filepath)?.type === "blob" ? (entries.get(filepath)?.mode ?? "100644") : "100644";
         entries.set(filepath, { mode, path: filepath, oid, type: "blob" });
       }
     }
     for (const [dir, subChanges] of nested) {
       const existing = entries.get(dir);
-      const sub = await this.applyChanges(existing?.type === "tree" ? existing.oid : undefined, subChanges);
+      const sub = await this.applyChanges(existing?.type === "tree" ? existing.oid : undefined, subChanges, wrote);
       if (sub) entries.set(dir, { mode: EMPTY_TREE_MODE, path: dir, oid: sub, type: "tree" });
       else entries.delete(dir);
     }
@@ -354,7 +370,7 @@ export class GitRepository {
    * the objects that are new since the commits we have (a depth-1 fetch would resend the
    * whole snapshot of the new head).
    */
-  private async fetch(ref: { name: string; namespace: "heads" | "tags" } | undefined, cloneDepth: number | undefined): Promise<void> {
+  private async fetch(ref: { name: string; namespace: "heads" | "tags" } | undefined, cloneDepth: number | undefined, progress?: ProgressSink): Promise<void> {
     const depth = (await this.hasAnyRef()) ? undefined : cloneDepth;
     await this.ensureRepo();
     const result = await this.guard("fetch from", () =>
@@ -370,6 +386,7 @@ export class GitRepository {
         tags: false,
         headers: this.requestHeaders(),
         cache: this.cache,
+        onProgress: gitProgress(progress),
       }),
     );
     // The mirror keeps refs/<heads|tags>/<name> at the fetched head: isomorphic-git offers

@@ -6,16 +6,27 @@ import fs from "node:fs";
 import { cp } from "node:fs/promises";
 import path from "node:path";
 import git, { Errors } from "isomorphic-git";
+import type { ProgressSink } from "../util/progress.js";
 import { redact, safeUrl } from "../util/redact.js";
 import type { GitCredentials } from "./auth.js";
 import { GitError } from "./errors.js";
 import { gitFs } from "./fs.js";
+import { gitProgress } from "./progress.js";
 import { SshError } from "./ssh.js";
 import { openTransport, sshGitError } from "./transport.js";
 
 /** Clones url into dir and checks out `commit` on `branch`; throws unless HEAD is then that commit. */
-export async function cloneAtCommit(options: { url: string; dir: string; branch?: string; commit: string; credentials?: GitCredentials }): Promise<string> {
+export async function cloneAtCommit(options: {
+  url: string;
+  dir: string;
+  branch?: string;
+  commit: string;
+  credentials?: GitCredentials;
+  /** The clone's and the checkout's phases. */
+  progress?: ProgressSink;
+}): Promise<string> {
   const { url, dir, branch, commit, credentials } = options;
+  const onProgress = gitProgress(options.progress);
   const transport = openTransport(url, credentials);
   try {
     await git.clone({
@@ -27,8 +38,9 @@ export async function cloneAtCommit(options: { url: string; dir: string; branch?
       singleBranch: true,
       noCheckout: true,
       headers: transport.headers,
+      onProgress,
     });
-    await git.checkout({ fs: gitFs, dir, ref: commit, force: true });
+    await git.checkout({ fs: gitFs, dir, ref: commit, force: true, onProgress });
   } catch (err) {
     if (err instanceof Errors.NotFoundError)
       throw new GitError("not-found", `${safeUrl(url)}: commit ${commit} is not on ${branch ?? "the default branch"}`, err);

@@ -107,6 +107,18 @@ export function markProgressing(conditions: ConditionSet, message: string, newGe
   if (newGeneration || !conditions.get(READY)) conditions.set(READY, "False", PROGRESSING, message);
 }
 
+/**
+ * How far a long pass has got ("Downloading 4,210/10,000 objects"): Reconciling True, and
+ * Ready's message, so `kubectl get` shows it. Ready keeps its status and reason (False,
+ * Progressing when it has none) until the pass concludes.
+ */
+export function markProgress(conditions: ConditionSet, message: string): void {
+  conditions.delete(STALLED);
+  conditions.set(RECONCILING, "True", PROGRESSING, message);
+  const ready = conditions.get(READY);
+  conditions.set(READY, ready?.status ?? "False", ready?.reason ?? PROGRESSING, message);
+}
+
 /** What a reconcile pass concluded, before it is turned into conditions. */
 export type Outcome =
   | { result: "success"; reason: string; message: string }

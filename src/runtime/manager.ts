@@ -38,6 +38,8 @@ export interface ManagerOptions {
   shutdownTimeoutMs?: number;
   /** Workers per kind, for every kind (the operator's --concurrency); default: each kind's own. */
   concurrency?: number;
+  /** A long pass reports its progress in Ready's message after this long, then at most this often (default 5 s). */
+  progressIntervalMs?: number;
   /** Called with the bound address once the HTTP endpoint listens. */
   onListening?: (address: string) => void;
 }
@@ -261,6 +263,7 @@ export class Manager {
       log,
       shutdown: this.hardStop.signal,
       read: (key) => informer.cache.get(key),
+      progressIntervalMs: this.options.progressIntervalMs,
     });
     const queue = new WorkQueue({
       concurrency: this.concurrencyOf(definition),

@@ -13,7 +13,8 @@ import { parseDuration } from "../util/duration.js";
 import { describeZodError } from "../util/fields.js";
 import { errorText, type Logger } from "../util/log.js";
 import { redact } from "../util/redact.js";
-import { ConditionSet, markProgressing, READY, summarize, type Condition, type Outcome } from "./conditions.js";
+import { describeProgress, ProgressThrottle, type Progress, type ProgressSink } from "../util/progress.js";
+import { ConditionSet, markProgress, markProgressing, READY, summarize, type Condition, type Outcome } from "./conditions.js";
 import { asReconcileError, ProgrammingError, ReconcileError, retry, stall } from "./errors.js";
 import type { EventRecorder, EventType } from "./events.js";
 import { FIELD_MANAGER, isConflict, resourceOf, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./kube.js";
@@ -60,6 +61,11 @@ export interface ReconcileContext<Spec, Status> extends StepConditions {
   requeueAfterMs?: number;
   /** Records an event for a new result (a commit pushed, a handshake changed). */
   event(type: EventType, reason: string, note: string): void;
+  /**
+   * How far a long step has got. Once a pass has run for the progress interval, the latest
+   * report goes into Ready's message, at most one status write per interval.
+   */
+  progress: ProgressSink;
 }
 
 export type KindStep<Spec, Status, Pass> = Step<ReconcileContext<Spec, Status>, Pass>;
@@ -86,7 +92,11 @@ export interface ReconcilerDeps {
   shutdown: AbortSignal;
   /** The object as the informer's cache holds it (no GET per pass). */
   read: (key: string) => KubeObject | undefined;
+  /** How long a pass runs before it reports progress, and then how often at most (default 5 s). */
+  progressIntervalMs?: number;
 }
+
+const PROGRESS_INTERVAL_MS = 5_000;
 
 interface PendingEvent {
   type: EventType;
@@ -146,7 +156,16 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     const parsed = this.definition.kind.spec.safeParse(object.spec ?? {});
     const started = parsed.success && !parsed.data.suspend ? await this.showProgress(object, original) : original;
     const conditions = new ConditionSet(started.conditions, generation);
-    const ctx = this.context(object, structuredClone(started), log, pendingEvents);
+    // The status as the server holds it, moved by progress writes during the pass.
+    let written = started;
+    const progress = new ProgressWriter(this.deps.progressIntervalMs ?? PROGRESS_INTERVAL_MS, log, async (message) => {
+      const shown = new ConditionSet(written.conditions, generation);
+      markProgress(shown, message);
+      const next = { ...written, conditions: shown.list() };
+      await this.patchStatus(object, next);
+      written = next;
+    });
+    const ctx = this.context(object, structuredClone(started), log, pendingEvents, (p) => progress.report(p));
 
     let outcome: Outcome;
     if (!parsed.success) outcome = outcomeOf(stall(`${this.kind} ${object.metadata.name}: ${describeZodError(parsed.error)}`, { reason: "InvalidSpec" }));
@@ -155,6 +174,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
       object.spec = parsed.data;
       outcome = await this.runSteps(ctx, conditions);
     }
+    await progress.close();
     summarize(conditions, outcome);
     conditions.observeAll();
     ctx.status.conditions = conditions.list();
@@ -162,7 +182,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
     if (requestedAt) ctx.status.lastHandledReconcileAt = requestedAt;
     try {
-      if (!isDeepStrictEqual(ctx.status, started)) await this.patchStatus(object, ctx.status);
+      if (!isDeepStrictEqual(ctx.status, written)) await this.patchStatus(object, ctx.status);
     } finally {
       // What the steps did happened, even when the status write must be retried: say so once.
       await this.announce(object, { before: original.conditions, after: conditions, stepEvents: pendingEvents, outcome }, log);
@@ -193,6 +213,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     status: Status,
     log: Logger,
     events: PendingEvent[],
+    progress: ProgressSink = () => undefined,
   ): ReconcileContext<Spec, Status> & { bind(c: StepConditions): void } {
     const timeoutMs = object.spec?.timeout ? safeDuration(object.spec.timeout) : undefined;
     let bound: StepConditions | undefined;
@@ -205,6 +226,7 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
       requested: isNewRequest(object, object.status ?? {}),
       result: { reason: "Succeeded", message: "Reconciliation succeeded" },
       event: (type, reason, note) => events.push({ type, reason, note }),
+      progress,
       markFailure: (condition, message, options) => {
         if (!bound) throw new ProgrammingError(`${this.kind}: markFailure(${condition}) outside a step`);
         bound.markFailure(condition, message, options);
@@ -319,6 +341,40 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
       query: { fieldManager: FIELD_MANAGER },
     });
     object.metadata.resourceVersion = updated.metadata.resourceVersion;
+  }
+}
+
+/**
+ * A pass's progress reports, written into its status: the first once the pass has run for
+ * the interval, then at most one per interval, one write at a time, none after the pass.
+ * A failed write is only logged: the pass's own status write says what counts.
+ */
+class ProgressWriter {
+  private readonly throttle: ProgressThrottle;
+  private writing: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(
+    intervalMs: number,
+    private readonly log: Logger,
+    private readonly write: (message: string) => Promise<void>,
+  ) {
+    this.throttle = new ProgressThrottle(intervalMs, intervalMs);
+  }
+
+  report(progress: Progress): void {
+    if (this.closed || this.writing || !this.throttle.due()) return;
+    this.writing = this.write(describeProgress(progress))
+      .catch((err: unknown) => {
+        this.log.debug("Could not write progress", { error: errorText(err) });
+      })
+      .finally(() => (this.writing = undefined));
+  }
+
+  /** Waits for a write under way, so the pass's own write follows it. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.writing;
   }
 }
 

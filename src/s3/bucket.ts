@@ -91,15 +91,21 @@ export class Bucket {
    * clusters, in a backup bucket); each is then listed to the end concurrently, so a large
    * bucket costs a few page round trips rather than one per thousand keys in sequence.
    */
-  async list(prefix: string, signal?: AbortSignal): Promise<BucketIndex> {
+  async list(prefix: string, signal?: AbortSignal, onPage?: (listed: number) => void): Promise<BucketIndex> {
     const index: BucketIndex = new Map();
-    const top = await this.listAll(prefix, "/", index, signal);
-    await mapLimit(top, LIST_CONCURRENCY, (folder) => this.listAll(folder, undefined, index, signal));
+    const top = await this.listAll(prefix, "/", index, signal, onPage);
+    await mapLimit(top, LIST_CONCURRENCY, (folder) => this.listAll(folder, undefined, index, signal, onPage));
     return index;
   }
 
   /** Lists one prefix to the end into `index`; returns the common prefixes when a delimiter is given. */
-  private async listAll(prefix: string, delimiter: string | undefined, index: BucketIndex, signal?: AbortSignal): Promise<string[]> {
+  private async listAll(
+    prefix: string,
+    delimiter: string | undefined,
+    index: BucketIndex,
+    signal?: AbortSignal,
+    onPage?: (listed: number) => void,
+  ): Promise<string[]> {
     const prefixes: string[] = [];
     let token: string | undefined;
     do {
@@ -114,6 +120,7 @@ export class Bucket {
         if (object.Key && !object.Key.endsWith("/")) index.set(object.Key, { etag: (object.ETag ?? "").replace(/"/g, ""), size: object.Size ?? 0 });
       }
       for (const common of page.CommonPrefixes ?? []) if (common.Prefix) prefixes.push(common.Prefix);
+      onPage?.(index.size);
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token);
     return prefixes;

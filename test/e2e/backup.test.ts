@@ -7,6 +7,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
+import { quote } from "shell-quote";
 import { Decrypter, generateX25519Identity, identityToRecipient } from "age-encryption";
 import { runBackupSync } from "../../src/engines/backup.js";
 import { GitRepository } from "../../src/git/repo.js";
@@ -79,6 +80,43 @@ describe("gitsync backup sync (versitygw and git http-backend)", function () {
   const tree = (repo: string): string[] => env().git.git(repo, "ls-tree", "-r", "--name-only", "main").split("\n");
   const result = (records: Record<string, unknown>[]): Record<string, unknown> | undefined =>
     records.find((r) => ["Pushed backup commit", "Wrote backup files", "Backup already up to date"].includes(String(r.message)));
+
+  it("shows a first sync's progress: redrawn on a terminal, a plain line every few seconds otherwise, none with --quiet", async function () {
+    this.timeout(180_000);
+    await freshBucket();
+    await backups.fill(3000);
+    const command = quote([process.execPath, path.join(ROOT, "dist/src/main.js"), "backup", "sync"]);
+
+    // On a pseudo-terminal (script(1) gives the command one): one line, redrawn in place.
+    env().git.createRepo("backup-tty");
+    const tty = await new Promise<{ code: number; output: string }>((resolve) =>
+      execFile("script", ["-qec", command, "/dev/null"], { env: { PATH: process.env.PATH, ...cronjobEnv("backup-tty") }, maxBuffer: 64 << 20 }, (err, stdout) =>
+        resolve({ code: err ? Number((err as { code?: number }).code ?? 1) : 0, output: stdout }),
+      ),
+    );
+    assert.equal(tty.code, 0, tty.output);
+    assert.match(tty.output, /Downloading [\d,]+\/3,072 objects/);
+    // The last line drawn, at the end, is a phase that ran to its total.
+    const counted = [...tty.output.matchAll(/([\d,]+)\/([\d,]+) (objects|files)/g)].at(-1);
+    assert.equal(counted?.[1], counted?.[2], `the last count drawn: ${counted?.[0]}`);
+    assert.ok(tty.output.includes("\u001b[1G"), "the line is redrawn from its start (the cursor to column 1)");
+    assert.match(env().git.git("backup-tty", "log", "-1", "--format=%B", "main"), /Total files: 3072/);
+
+    // Not a terminal: plain lines on stderr, never on stdout (JSON log lines only).
+    env().git.createRepo("backup-plain");
+    const plain = await sync(cronjobEnv("backup-plain"));
+    assert.equal(plain.code, 0, plain.stderr);
+    const lines = plain.stderr.split("\n").filter(Boolean);
+    assert.ok(lines.length >= 2, plain.stderr);
+    for (const line of lines) assert.match(line, /^[A-Z][a-z]+( [a-z]+)? [\d,.]+(\/[\d,.]+)? (objects|files|[KMG]?i?B)(, .+\/s(, about .+ left)?)?$/, line);
+    assert.equal(plain.records.length, plain.stdout.split("\n").filter(Boolean).length, "every stdout line is a JSON log record");
+
+    // --quiet: nothing on stderr.
+    env().git.createRepo("backup-quiet");
+    const quiet = await sync(cronjobEnv("backup-quiet"), "--quiet");
+    assert.equal(quiet.code, 0, quiet.stdout);
+    assert.equal(quiet.stderr, "");
+  });
 
   it("mirrors the bucket incrementally: exact change counts, only changed objects downloaded, no empty commits", async () => {
     const objects = await freshBucket();

@@ -2,6 +2,7 @@
 // the destination, status and conditions read back from the real API server.
 
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { S3Client } from "@aws-sdk/client-s3";
 import { stringify } from "yaml";
 import { clusterBackupSyncKind, type ClusterBackupSyncStatus } from "../../src/crds/clusterbackupsync.js";
@@ -17,6 +18,9 @@ interface Cbs {
   status?: ClusterBackupSyncStatus;
 }
 
+// Progress shows after 300 ms of a pass (5 s by default), so that a pass of a few thousand objects shows it.
+const PROGRESS = ["--progress-interval=300ms"];
+
 describe("ClusterBackupSync (real operator, versitygw and git server)", function () {
   const ns = "cbs-e2e";
   let kube: KubeClient;
@@ -30,7 +34,7 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
     await createSecret(ns, "s3", { accesskey: env().s3.accessKey, secretkey: env().s3.secretKey });
     await createSecret(ns, "s3-wrong", { accesskey: env().s3.accessKey, secretkey: "wrong-s3-secret-4242" });
     await createSecret(ns, "git", { username: env().git.username, password: env().git.password });
-    operator = OperatorProcess.start({ entry: "gitsync" });
+    operator = OperatorProcess.start({ entry: "gitsync", args: PROGRESS });
   });
 
   after(async () => {
@@ -101,6 +105,39 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
     assert.match(metrics, new RegExp(`^git_sync_clusters_backed_up\\{namespace="${ns}",name="cbs-first"\\} 3$`, "m"));
     for (const step of ["schedule", "sync"])
       assert.match(metrics, new RegExp(`^gitsync_reconcile_step_duration_seconds_count\\{kind="ClusterBackupSync",step="${step}"\\} [1-9]`, "m"));
+  });
+
+  it("shows a long pass's progress in Ready's message, and kubectl get shows it", async function () {
+    this.timeout(120_000);
+    const { bucket } = await BackupBucket.create(s3, "cbs-progress");
+    await bucket.fill(3000);
+    env().git.createRepo("cbs-progress");
+    // kubectl get's table, watched from before the object exists: a row per status write.
+    const rows: string[] = [];
+    const watch = spawn(env().tools.kubectl ?? "kubectl", [
+      `--kubeconfig=${env().admin.kubeconfig}`,
+      "get",
+      "cbs",
+      "-n",
+      ns,
+      "--field-selector=metadata.name=cbs-progress",
+      "--watch",
+    ]);
+    watch.stdout.on("data", (chunk: Buffer) => rows.push(...chunk.toString("utf8").split("\n").filter(Boolean)));
+    try {
+      await apply("cbs-progress", "cbs-progress");
+      const cbs = await waitFor("cbs-progress", "True", "Synced", 90_000);
+      assert.equal(cbs.status?.files, 3072);
+      assert.ok(
+        rows.some((row) => /^cbs-progress\s.*\sDownloading [\d,]+\/3,072 objects$/.test(row)),
+        `kubectl get showed:\n${rows.join("\n")}`,
+      );
+      const final = await kubectlOk(["get", "cbs", "-n", ns, "cbs-progress"]);
+      assert.ok(final.trimEnd().endsWith(condition(cbs, "Ready")?.message ?? "?"), `the pass's own message replaces the progress:\n${final}`);
+      assert.match(condition(cbs, "Ready")?.message ?? "", /^Pushed main@sha1:[0-9a-f]{8}: 3,?072 new/);
+    } finally {
+      watch.kill();
+    }
   });
 
   it("syncs on a cron schedule, reporting the next run", async () => {

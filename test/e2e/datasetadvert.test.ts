@@ -176,6 +176,8 @@ describe("DatasetAdvert (real operator, etcd with TLS and auth, git server)", fu
     const result = await gitsync(["import", `weather/${today()}/lab-a`, dir]);
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, new RegExp(`at ${head} \\(verified`));
+    // Not a terminal: the clone's progress as plain lines on stderr (checkout last).
+    assert.match(result.stderr, /^Updating workdir [\d,]+\/[\d,]+ objects/m, result.stderr);
     assert.equal(execFileSync("git", ["-C", dir, "rev-parse", "HEAD"], { encoding: "utf8" }).trim(), head);
     assert.equal(execFileSync("git", ["-C", dir, "show", "HEAD:data/2027.csv"], { encoding: "utf8" }), "station,temp\nc,3\n");
     assert.ok(!execFileSync("git", ["-C", dir, "config", "remote.origin.url"], { encoding: "utf8" }).includes(env().git.password));

@@ -183,7 +183,13 @@ describe("gitsync operator flags", () => {
   it("refuses a renew deadline not shorter than the lease", () =>
     assert.throws(() => parseOperatorFlags(["--lease-duration", "10s", "--renew-deadline", "10s"]), /--renew-deadline must be shorter than --lease-duration/));
   it("reads the defaults", () =>
-    assert.deepEqual(parseOperatorFlags([]).durations, { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, shutdownTimeoutMs: 30_000 }));
+    assert.deepEqual(parseOperatorFlags([]).durations, {
+      leaseDurationMs: 15_000,
+      renewDeadlineMs: 10_000,
+      retryPeriodMs: 2_000,
+      shutdownTimeoutMs: 30_000,
+      progressIntervalMs: 5_000,
+    }));
 });
 
 describe("S3 endpoints", () => {

@@ -70,7 +70,9 @@ function sync(deps: ControllerDeps): CbsStep {
       const { bucket, repo } = await connect(deps, ctx);
       const timer = metrics.duration.startTimer(labels);
       try {
-        const result = await deps.workDirs.withLock(repo.dir, () => runBackupSync({ bucket, repo, ...engineRequest(spec), signal: ctx.signal }));
+        const result = await deps.workDirs.withLock(repo.dir, () =>
+          runBackupSync({ bucket, repo, ...engineRequest(spec), signal: ctx.signal, progress: ctx.progress }),
+        );
         report(ctx, result, labels);
       } catch (err) {
         metrics.errors.inc(labels);
