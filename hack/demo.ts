@@ -13,6 +13,7 @@ import { runOperator } from "../src/cli/operator.js";
 import { controllers } from "../src/controllers/index.js";
 import { Environment } from "./env/environment.js";
 import { removeOnExit } from "./env/processes.js";
+import { Prometheus } from "./env/prometheus.js";
 import { OPERATOR_IMAGE, operatorImage } from "./env/images.js";
 import { BRIDGE_IP, TESTAPP_IMAGE } from "./env/node.js";
 
@@ -79,6 +80,14 @@ for (const file of files) await env.kubectlOk(["apply", "-f", path.join(samples,
 // The producer encrypts to the identity made for this demo.
 await env.kubectlOk(["patch", "psync", "open-side", "--type=merge", "-p", JSON.stringify({ spec: { recipients: [partition.recipient] } })]);
 
+// Prometheus with the chart's alerting rules, scraping the operator (its pods, or this process).
+const prometheus = await Prometheus.start({
+  binary: env.tools.prometheus ?? "prometheus",
+  dir: path.join(env.dir, "prometheus"),
+  port: Number(process.env.GITSYNC_DEMO_PROMETHEUS_PORT ?? 19090),
+  scrape: inCluster ? { namespace: "gitsync-system", kubeconfig: env.admin.kubeconfig } : { targets: ["127.0.0.1:8080"] },
+});
+
 // A folder holding `kubectl` itself, so that a pasted PATH line works in every shell (an alias
 // in pasted text is not expanded by some).
 const kubectl = env.tools.kubectl ?? "kubectl";
@@ -106,6 +115,8 @@ Samples applied: ${files.length ? files.join(", ") : "none yet"}. Git server: ${
 and over SSH on ${BRIDGE_IP}:${env.ssh.port} (dsa/weather reads its repo that way, with the ssh-demo Secret: identity, known_hosts).
 Break the handshake: git clone ${env.git.baseUrl.replace("://", `://${env.git.username}:<password from the git-demo Secret>@`)}/stock-config.git,
 bump contract.yaml's version, push, and annotate shs/shop with gitsync.dev/requestedAt.
+Prometheus: ${prometheus.url} (the chart's alerts at ${prometheus.url}/alerts; query gitsync_resource_ready, or the
+dashboard's queries in deploy/helm/gitsync-operator/files/dashboard.json).
 Press Ctrl-C to stop everything.
 
 `);
@@ -122,6 +133,7 @@ const code = inCluster
       ],
       controllers,
     );
+await prometheus.stop();
 await env.stop();
 rmSync(DEMO_GIT_ROOT, { force: true });
 process.exit(code);

@@ -12,6 +12,8 @@ export interface TransportStats {
   /** Ref listings: protocol v2 ls-refs and v1 advertisements. */
   refListings: number;
   pushes: number;
+  /** Bytes of git-upload-pack responses: the packfiles, and the negotiation around them. */
+  received: number;
 }
 
 export function createHttpClient(caCert?: string, stats?: TransportStats): HttpClient {
@@ -40,7 +42,7 @@ export function createHttpClient(caCert?: string, stats?: TransportStats): HttpC
         statusCode: response.statusCode ?? 0,
         statusMessage: response.statusMessage ?? "",
         headers: response.headers as Record<string, string>,
-        body: response[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>,
+        body: counted(response[Symbol.asyncIterator]() as AsyncIterableIterator<Uint8Array>, stats, url.pathname.endsWith("/git-upload-pack")),
       };
     },
   };
@@ -57,6 +59,17 @@ export function countRequest(stats: TransportStats, service: "git-upload-pack" |
   if (service === "git-receive-pack") stats.pushes += 1;
   else if (body?.subarray(0, 64).includes("command=ls-refs")) stats.refListings += 1;
   else stats.fetches += 1;
+}
+
+/** A response body that adds its bytes to stats.received as it is read (upload-pack only). */
+export function counted(body: AsyncIterableIterator<Uint8Array>, stats: TransportStats | undefined, uploadPack: boolean): AsyncIterableIterator<Uint8Array> {
+  if (!stats || !uploadPack) return body;
+  return (async function* () {
+    for await (const chunk of body) {
+      stats.received += chunk.byteLength;
+      yield chunk;
+    }
+  })();
 }
 
 /** A request body as one buffer. */

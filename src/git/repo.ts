@@ -17,6 +17,7 @@ import { safeUrl } from "../util/redact.js";
 import type { GitCredentials } from "./auth.js";
 import { GitError } from "./errors.js";
 import { gitProgress } from "./progress.js";
+import { gitFetchBytes, gitFetchDuration } from "./metrics.js";
 import { gitFs } from "./fs.js";
 import type { TransportStats } from "./http.js";
 import { SshError } from "./ssh.js";
@@ -65,7 +66,7 @@ export interface CommitResult {
 const EMPTY_TREE_MODE = "040000";
 
 export class GitRepository {
-  readonly stats: TransportStats = { fetches: 0, refListings: 0, pushes: 0 };
+  readonly stats: TransportStats = { fetches: 0, refListings: 0, pushes: 0, received: 0 };
   private opened: Transport | undefined;
   private readonly cache = {};
 
@@ -373,6 +374,8 @@ export class GitRepository {
   private async fetch(ref: { name: string; namespace: "heads" | "tags" } | undefined, cloneDepth: number | undefined, progress?: ProgressSink): Promise<void> {
     const depth = (await this.hasAnyRef()) ? undefined : cloneDepth;
     await this.ensureRepo();
+    const received = this.stats.received;
+    const timer = gitFetchDuration.startTimer();
     const result = await this.guard("fetch from", () =>
       git.fetch({
         fs: gitFs,
@@ -388,7 +391,10 @@ export class GitRepository {
         cache: this.cache,
         onProgress: gitProgress(progress),
       }),
-    );
+    ).finally(() => {
+      timer();
+      gitFetchBytes.inc(this.stats.received - received);
+    });
     // The mirror keeps refs/<heads|tags>/<name> at the fetched head: isomorphic-git offers
     // exactly that ref as "have" on the next fetch, so the server sends only what is new.
     if (ref && result.fetchHead)

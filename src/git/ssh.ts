@@ -16,7 +16,7 @@ import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git
 import ssh2, { type Client, type ClientChannel, type ConnectConfig } from "ssh2";
 import { knownHostsName } from "../util/giturl.js";
 import { fingerprint, hostKeyAlgorithms, keysFor } from "./known-hosts.js";
-import { collect, countRequest, type TransportStats } from "./http.js";
+import { collect, counted, countRequest, type TransportStats } from "./http.js";
 
 export interface SshTarget {
   user: string;
@@ -103,7 +103,7 @@ export class SshHttpClient implements HttpClient {
       session = await this.open(service, v2);
       await session.readAdvertisement();
     }
-    return response(req, `application/x-${service}-result`, session.exchange(request));
+    return response(req, `application/x-${service}-result`, counted(session.exchange(request), this.stats, service === "git-upload-pack"));
   }
 
   /** Ends the connection of the current operation, if any. */

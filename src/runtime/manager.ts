@@ -15,7 +15,7 @@ import { EventRecorder } from "./events.js";
 import { Informer } from "./informer.js";
 import { FIELD_MANAGER, isNotFound, resourceOf, resourcePath, type KubeClient, type KubeList, type KubeObject, type ResourceRef } from "./kube.js";
 import { LeaderElector, type LeaderElectionOptions } from "./leader.js";
-import { leaderGauge, queueDepth, shardObjects } from "./metrics.js";
+import { forgetResource, leaderGauge, queueDepth, shardObjects } from "./metrics.js";
 import { MANAGED_SELECTOR, ownerKey } from "./owners.js";
 import { WorkQueue } from "./queue.js";
 import { Reconciler, REQUESTED_AT_ANNOTATION, type CommonSpec, type CommonStatus, type ControllerDefinition } from "./reconciler.js";
@@ -235,6 +235,8 @@ export class Manager {
   /** On leadership: every cached object is reconciled once, then changes as they come. */
   private async lead(): Promise<void> {
     this.leading = true;
+    // Without an election this process is the only one, and so the leader.
+    if (!this.options.leaderElection) leaderGauge.set(1);
     for (const { definition, informer, queue } of this.controllers) {
       await informer.waitForSync();
       for (const key of informer.cache.keys()) queue.add(key);
@@ -251,6 +253,8 @@ export class Manager {
       resourceOf(definition.kind),
       (key, previous, current) => {
         shardObjects.set({ kind }, informer.cache.size);
+        // Gone from this replica's cache (deleted, or handed to another): its series go too.
+        if (!current) forgetResource(kind, previous?.metadata.namespace ?? "", previous?.metadata.name ?? key);
         if (member && current && current.metadata.labels?.[DRAIN_LABEL] !== undefined) this.handOver(running, key, current);
         else if (this.leading && needsReconcile(previous, current)) queue.add(key);
       },

@@ -1,10 +1,10 @@
 // Prometheus metrics of the controller machinery, labelled by kind. Kinds register their
 // own metrics on the same registry.
 
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram } from "prom-client";
+import { registry } from "../util/registry.js";
 
-export const registry = new Registry();
-collectDefaultMetrics({ register: registry, prefix: "gitsync_process_" });
+export { registry };
 
 export const reconcileDuration = new Histogram({
   name: "gitsync_reconcile_duration_seconds",
@@ -37,7 +37,7 @@ export const apiRequests = new Counter({
 
 export const leaderGauge = new Gauge({
   name: "gitsync_leader",
-  help: "1 while this process holds the leader lease.",
+  help: "1 while this process holds the leader lease (always 1 without leader election).",
   registers: [registry],
 });
 
@@ -47,3 +47,31 @@ export const shardObjects = new Gauge({
   labelNames: ["kind"],
   registers: [registry],
 });
+
+const resourceLabels = ["kind", "namespace", "name"] as const;
+
+export const resourceReady = new Gauge({
+  name: "gitsync_resource_ready",
+  help: "1 while the resource's Ready condition is True, else 0; exported by the replica that reconciles it.",
+  labelNames: resourceLabels,
+  registers: [registry],
+});
+
+export const resourceStalled = new Gauge({
+  name: "gitsync_resource_stalled",
+  help: "1 while the resource is Stalled (only a change of its inputs can mend it), else 0.",
+  labelNames: resourceLabels,
+  registers: [registry],
+});
+
+/** A resource's Ready and Stalled, as its last pass concluded. */
+export function observeResource(kind: string, namespace: string, name: string, state: { ready: boolean; stalled: boolean }): void {
+  resourceReady.set({ kind, namespace, name }, state.ready ? 1 : 0);
+  resourceStalled.set({ kind, namespace, name }, state.stalled ? 1 : 0);
+}
+
+/** Drops a resource's series: deleted, or no longer this replica's. */
+export function forgetResource(kind: string, namespace: string, name: string): void {
+  resourceReady.remove({ kind, namespace, name });
+  resourceStalled.remove({ kind, namespace, name });
+}

@@ -14,11 +14,11 @@ import { describeZodError } from "../util/fields.js";
 import { errorText, type Logger } from "../util/log.js";
 import { redact } from "../util/redact.js";
 import { describeProgress, ProgressThrottle, type Progress, type ProgressSink } from "../util/progress.js";
-import { ConditionSet, markProgress, markProgressing, READY, summarize, type Condition, type Outcome } from "./conditions.js";
+import { ConditionSet, markProgress, markProgressing, READY, STALLED, summarize, type Condition, type Outcome } from "./conditions.js";
 import { asReconcileError, ProgrammingError, ReconcileError, retry, stall } from "./errors.js";
 import type { EventRecorder, EventType } from "./events.js";
 import { FIELD_MANAGER, isConflict, resourceOf, resourcePath, type KubeClient, type KubeObject, type ResourceRef } from "./kube.js";
-import { reconcileDuration, reconcileTotal } from "./metrics.js";
+import { forgetResource, observeResource, reconcileDuration, reconcileTotal } from "./metrics.js";
 import type { WorkResult } from "./queue.js";
 import { runSteps, type Step, type StepConditions } from "./steps.js";
 
@@ -128,13 +128,13 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
       reconcileTotal.inc({ kind: this.kind, result });
     };
     const cached = this.deps.read(key);
-    if (!cached) return (count("deleted"), {});
+    if (!cached) return (count("deleted"), forgetResource(this.kind, namespace, name), {});
     let object = structuredClone(cached) as CustomObject<Spec, Status>;
     log.debug(`Reconciling ${this.kind}`);
     try {
       if (object.metadata.deletionTimestamp) {
         await this.finalize(object, log);
-        return (count("deleted"), {});
+        return (count("deleted"), forgetResource(this.kind, namespace, name), {});
       }
       object = await this.ensureFinalizer(object);
       const { outcome, next } = await this.pass(object, log);
@@ -177,6 +177,10 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     await progress.close();
     summarize(conditions, outcome);
     conditions.observeAll();
+    observeResource(this.kind, object.metadata.namespace ?? "", object.metadata.name, {
+      ready: conditions.isTrue(READY),
+      stalled: conditions.isTrue(STALLED),
+    });
     ctx.status.conditions = conditions.list();
     ctx.status.observedGeneration = generation;
     const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
