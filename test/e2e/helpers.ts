@@ -2,7 +2,7 @@
 // operator as a real child process.
 
 import { execFile, spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { env, OPERATOR_USER, ROOT } from "./setup.js";
@@ -105,12 +105,31 @@ export class OperatorProcess {
     return this.exit;
   }
 
+  /**
+   * SIGTERM, then SIGKILL after 15 s. Waits for the exit, and says what the process was doing
+   * if even SIGKILL does not end it within 30 s more (CI once saw an after hook time out here).
+   */
   async stop(): Promise<void> {
-    if (this.child.exitCode === null && this.child.signalCode === null) {
-      this.child.kill("SIGTERM");
-      const timer = setTimeout(() => this.child.kill("SIGKILL"), 15_000);
-      await this.exit;
-      clearTimeout(timer);
+    if (!this.isRunning()) return;
+    const started = Date.now();
+    this.child.kill("SIGTERM");
+    const kill = setTimeout(() => this.child.kill("SIGKILL"), 15_000);
+    let stuck: NodeJS.Timeout | undefined;
+    const gaveUp = new Promise<"stuck">((resolve) => (stuck = setTimeout(() => resolve("stuck"), 45_000)));
+    try {
+      if ((await Promise.race([this.exit, gaveUp])) === "stuck") {
+        const state = (() => {
+          try {
+            return readFileSync(`/proc/${this.child.pid}/status`, "utf8").split("\n").slice(0, 3).join(", ");
+          } catch (err) {
+            return (err as Error).message;
+          }
+        })();
+        throw new Error(`operator ${this.identity} (pid ${this.child.pid}) did not exit ${Date.now() - started} ms after SIGTERM and SIGKILL: ${state}`);
+      }
+    } finally {
+      clearTimeout(kill);
+      clearTimeout(stuck);
     }
   }
 }
