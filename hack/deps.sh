@@ -3,7 +3,8 @@
 # machines run as root): the node's container runtime (containerd, runc, the CNI plugins,
 # iptables, conntrack), lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts,
 # age, the CLI the old partition-sync tool encrypts with (interop tests), and OpenSSH's sshd,
-# run as a plain process to serve git over SSH, with ssh-keygen for its keys.
+# run as a plain process to serve git over SSH, with ssh-keygen for its keys, and podman, whose
+# Docker-compatible API runs MinIO for the e2e tests through testcontainers.
 set -euo pipefail
 
 packages=()
@@ -16,6 +17,7 @@ command -v conntrack >/dev/null 2>&1 || packages+=(conntrack)
 command -v age >/dev/null 2>&1 || packages+=(age)
 [ -x /usr/sbin/sshd ] || packages+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || packages+=(openssh-client)
+command -v podman >/dev/null 2>&1 || packages+=(podman)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

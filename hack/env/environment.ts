@@ -16,6 +16,7 @@ import { BridgeForward } from "./forward.js";
 import { GitServer } from "./git-server.js";
 import { BRIDGE_IP, coreDnsManifests, Node, NODE_NAME, SERVICE_CIDR } from "./node.js";
 import { freePort, forgetOnExit, ManagedProcess, portOpen, removeOnExit, toolPaths } from "./processes.js";
+import { Podman } from "./podman.js";
 import { SshServer } from "./ssh-server.js";
 
 export interface Identity {
@@ -37,6 +38,8 @@ export interface EnvironmentOptions {
    * reach it too.
    */
   node?: boolean;
+  /** Also serve podman's Docker-compatible API (for testcontainers), with the MinIO image loaded. */
+  podman?: boolean;
   /** Fixed ports for the git and S3 servers (the demo's samples name them); default free ones. */
   gitPort?: number;
   s3Port?: number;
@@ -58,6 +61,9 @@ export class Environment {
   readonly datasets: DatasetEtcd | undefined;
   /** The node; only with options.node. */
   readonly node: Node | undefined;
+  /** Podman's API and the MinIO image it holds; only with options.podman. */
+  readonly podman: Podman | undefined;
+  minioImage = "";
   /** Git (HTTP and SSH) and S3 served to pods on the bridge's address, with a node. */
   private readonly forward = new BridgeForward();
   /** The identities of the node's components (token users). */
@@ -82,6 +88,7 @@ export class Environment {
         ? new DatasetEtcd(path.join(this.dir, "etcd-datasets"), this.tools.etcd, this.logDir, options.datasetsPort)
         : undefined;
     this.node = options.node ? this.nodeWithIdentities() : undefined;
+    this.podman = options.podman ? new Podman(path.join(this.dir, "podman"), this.logDir) : undefined;
   }
 
   private nodeWithIdentities(): Node {
@@ -115,6 +122,16 @@ export class Environment {
     await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort), this.ssh.start(this.options.sshPort), this.datasets?.start()]);
     await this.startApiServer();
     await this.startControllerManager();
+    if (this.podman) {
+      await this.podman.start();
+      const minio = this.tools.minio;
+      if (!minio) throw new Error("hack/tools.sh did not build minio");
+      this.minioImage = await this.podman.binaryImage("minio", minio, path.basename(minio).replace(/^minio-/, ""), path.dirname(minio));
+      // testcontainers (in this process) reaches this podman; its reaper image cannot be had
+      // here, and stop() removes every container instead.
+      process.env.DOCKER_HOST = this.podman.dockerHost;
+      process.env.TESTCONTAINERS_RYUK_DISABLED = "true";
+    }
     if (this.node) {
       await this.startNode(this.node);
       const served = [this.git.baseUrl, this.s3.endpoint, ...(this.datasets ? [this.datasets.endpoint] : [])];
@@ -127,6 +144,7 @@ export class Environment {
   }
 
   async stop(): Promise<void> {
+    await this.podman?.stop();
     await this.forward.close();
     await this.node?.stop();
     await Promise.all([...this.processes.values()].map((p) => p.stop()));

@@ -11,7 +11,7 @@ import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileS
 import path from "node:path";
 import { stringify } from "yaml";
 import { binaryImage, goProgramImage } from "./images.js";
-import { cleanupOnExit, freePort, killTrees, ManagedProcess, portOpen } from "./processes.js";
+import { cleanupOnExit, freePort, killTrees, ManagedProcess, portOpen, unmountWhere } from "./processes.js";
 
 export const BRIDGE = "gitsync0";
 export const BRIDGE_IP = "10.88.0.1";
@@ -272,12 +272,7 @@ function killShims(socket: string): void {
 /** Mounts under the node's folder (pod volumes, snapshots, rootfs) and its pods' network namespaces, deepest first. */
 function unmountAll(cleanup: NodeCleanup): void {
   const before = new Set(cleanup.netnsBefore);
-  const mounts = readFileSync("/proc/mounts", "utf8")
-    .split("\n")
-    .map((line) => line.split(" ")[1] ?? "")
-    .filter((target) => target.startsWith(cleanup.root) || (target.startsWith("/run/netns/") && !before.has(path.basename(target))))
-    .sort((a, b) => b.length - a.length);
-  for (const target of mounts) run("umount", ["-l", target]);
+  unmountWhere((target) => target.startsWith(cleanup.root) || (target.startsWith("/run/netns/") && !before.has(path.basename(target))));
 }
 
 function removeNetns(cleanup: NodeCleanup): void {

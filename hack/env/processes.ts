@@ -1,7 +1,7 @@
 // Child processes of the local environment: started with a log file each, waited on until
 // ready, and killed when the environment stops, the test run fails or the user hits Ctrl-C.
 
-import { spawn, execFileSync, type ChildProcess } from "node:child_process";
+import { spawn, spawnSync, execFileSync, type ChildProcess } from "node:child_process";
 import { createWriteStream, existsSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import os from "node:os";
@@ -39,6 +39,41 @@ export function cleanupOnExit(cleanup: () => void, data?: { node: NodeCleanup })
   };
 }
 
+/**
+ * What a container engine leaves outside the processes it was started as (podman's conmon and
+ * the containers below it, their mounts), swept at exit and, through the supervisor, when this
+ * process is killed outright. Returns a function that forgets the folder.
+ */
+export function sweepOnExit(folder: string): () => void {
+  const sweep = (): void => sweepFolder(folder);
+  installExitHook();
+  cleanups.add(sweep);
+  supervised.sweeps.add(folder);
+  supervise();
+  return () => {
+    cleanups.delete(sweep);
+    supervised.sweeps.delete(folder);
+    supervise();
+  };
+}
+
+/** Every process whose command line names the folder killed with all below it, then every mount below the folder. Synchronous. */
+export function sweepFolder(folder: string): void {
+  const named = spawnSync("pgrep", ["-f", folder], { encoding: "utf8" }).stdout.split("\n").filter(Boolean).map(Number);
+  killTrees(named.filter((pid) => pid !== process.pid));
+  unmountWhere((target) => target.startsWith(`${folder}/`));
+}
+
+/** Mounts whose target `pick` chooses, deepest first, detached lazily. Synchronous. */
+export function unmountWhere(pick: (target: string) => boolean): void {
+  const targets = readFileSync("/proc/mounts", "utf8")
+    .split("\n")
+    .map((line) => line.split(" ")[1] ?? "")
+    .filter((target) => target && pick(target))
+    .sort((a, b) => b.length - a.length);
+  for (const target of targets) spawnSync("umount", ["-l", target], { stdio: "ignore" });
+}
+
 /** The folder is gone already: nothing to remove at exit. */
 export function forgetOnExit(folder: string): void {
   folders.delete(folder);
@@ -58,6 +93,7 @@ function installExitHook(): void {
     supervised.processes.clear();
     supervised.nodes.clear();
     supervised.folders.clear();
+    supervised.sweeps.clear();
     if (stateFile) supervise();
   });
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
@@ -74,7 +110,7 @@ function installExitHook(): void {
 // hung until it was killed): it then kills what is still listed in the state file, undoes the
 // node and removes the folders. This process rewrites the file, synchronously, on every change.
 
-const supervised = { processes: new Map<number, string>(), nodes: new Set<NodeCleanup>(), folders: new Set<string>() };
+const supervised = { processes: new Map<number, string>(), nodes: new Set<NodeCleanup>(), sweeps: new Set<string>(), folders: new Set<string>() };
 let stateFile: string | undefined;
 
 /** The state file the supervisor reads, written now; starts the supervisor on first use. */
@@ -83,6 +119,7 @@ function supervise(): void {
   const state: SupervisedState = {
     processes: [...supervised.processes].map(([pid, start]) => ({ pid, start })),
     nodes: [...supervised.nodes],
+    sweeps: [...supervised.sweeps],
     folders: [...supervised.folders],
   };
   writeFileSync(`${stateFile}.tmp`, JSON.stringify(state));
@@ -91,7 +128,7 @@ function supervise(): void {
 
 function startSupervisor(): string {
   const file = path.join(os.tmpdir(), `gitsync-supervisor-${process.pid}.json`);
-  writeFileSync(file, JSON.stringify({ processes: [], nodes: [], folders: [] } satisfies SupervisedState));
+  writeFileSync(file, JSON.stringify({ processes: [], nodes: [], sweeps: [], folders: [] } satisfies SupervisedState));
   const child = spawn(process.execPath, [path.join(import.meta.dirname, "supervisor.js"), file, String(process.pid)], {
     detached: true,
     stdio: ["pipe", "ignore", "ignore"],

@@ -8,11 +8,13 @@
 
 import { readFileSync, rmSync } from "node:fs";
 import { undoNode, type NodeCleanup } from "./node.js";
-import { killTrees, processStart } from "./processes.js";
+import { killTrees, processStart, sweepFolder } from "./processes.js";
 
 export interface SupervisedState {
   processes: { pid: number; start: string }[];
   nodes: NodeCleanup[];
+  /** Folders whose naming processes (with all below them) and mounts go: a container engine's. */
+  sweeps: string[];
   folders: string[];
 }
 
@@ -22,7 +24,7 @@ let done = false;
 function cleanUp(): void {
   if (done || !stateFile) return;
   done = true;
-  let state: SupervisedState = { processes: [], nodes: [], folders: [] };
+  let state: SupervisedState = { processes: [], nodes: [], sweeps: [], folders: [] };
   try {
     state = JSON.parse(readFileSync(stateFile, "utf8")) as SupervisedState;
   } catch {
@@ -30,6 +32,7 @@ function cleanUp(): void {
   }
   killTrees(state.processes.filter(({ pid, start }) => processStart(pid) === start).map(({ pid }) => pid));
   for (const node of state.nodes) undoNode(node);
+  for (const folder of state.sweeps ?? []) sweepFolder(folder);
   for (const folder of state.folders) rmSync(folder, { recursive: true, force: true });
   rmSync(stateFile, { force: true });
   process.exit(0);

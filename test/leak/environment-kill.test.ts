@@ -1,6 +1,6 @@
 // Nothing the local environment starts outlives the process that started it, even one that
-// is SIGKILLed and so runs no exit hook: the supervisor reaps its servers and the node's
-// containers, mounts, network namespaces, bridge and iptables rules. Runs before the e2e
+// is SIGKILLed and so runs no exit hook: the supervisor reaps its servers, the node's
+// containers, mounts, network namespaces, bridge and iptables rules, and podman's containers. Runs before the e2e
 // suite (the node's bridge and chains are machine-wide, so two nodes cannot run at once).
 
 import assert from "node:assert/strict";
@@ -28,12 +28,12 @@ describe("the local environment after its process is SIGKILLed", function () {
     const child = spawn(process.execPath, [path.join(ROOT, "dist/test/leak/start-environment.js")], { stdio: ["ignore", "pipe", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr = (stderr + chunk.toString()).slice(-4000)));
-    const ready = await new Promise<{ dir: string }>((resolve, reject) => {
+    const ready = await new Promise<{ dir: string; minioPid: number }>((resolve, reject) => {
       let out = "";
       child.stdout.on("data", (chunk: Buffer) => {
         out += chunk.toString();
         const line = /READY (\{.*\})\n/.exec(out);
-        if (line) resolve(JSON.parse(line[1]!) as { dir: string });
+        if (line) resolve(JSON.parse(line[1]!) as { dir: string; minioPid: number });
       });
       child.once("exit", (code) => reject(new Error(`the environment exited (${code}) before it was up:\n${stderr}`)));
     });
@@ -43,7 +43,8 @@ describe("the local environment after its process is SIGKILLed", function () {
         before.some((l) => l.startsWith(part)),
         `the running environment has ${part} (else this test could not fail): ${before.join("; ")}`,
       );
-    const servers = processesOf(ready.dir, child.pid);
+    const servers = [...processesOf(ready.dir, child.pid), ready.minioPid];
+    assert.ok(ready.minioPid > 0 && existsSync(`/proc/${ready.minioPid}`), `MinIO runs in its podman container (pid ${ready.minioPid})`);
     child.kill("SIGKILL");
     const clean = await until(() => leftovers(ready.dir, netnsBefore).length === 0, 15_000);
     assert.ok(clean, `left behind: ${leftovers(ready.dir, netnsBefore).join("; ")}`);
