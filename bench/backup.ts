@@ -1,28 +1,34 @@
 // ClusterBackupSync's engine (`gitsync backup sync`) against the old CronJob (bench/
 // backup-peer.ts) on 10,000 objects (5 clusters × 20 namespaces × 100), served by versitygw
-// and the git smart-HTTP server: a first sync, then a sync after 1% changed. Each side runs
-// as its own process under GNU time (wall time, peak RSS); ratios are ours / peer.
+// (or MinIO with `--server minio`, in a podman container through testcontainers) and the git
+// smart-HTTP server: a first sync, then a sync after 1% changed. Each side runs as its own
+// process under GNU time (wall time, peak RSS); ratios are ours / peer.
 
 import { execFile } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { CreateBucketCommand, DeleteObjectCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
+import { parseArgs } from "node:util";
 import { Environment } from "../hack/env/environment.js";
+import { startMinio, type S3Endpoint } from "../hack/env/minio.js";
 import { mapLimit } from "../src/util/pool.js";
 
 const CLUSTERS = 5;
 const NAMESPACES = 20;
 const PER_NAMESPACE = Number(process.env.BENCH_PER_NAMESPACE ?? 100);
 
-const env = new Environment();
+const { values: options } = parseArgs({ options: { server: { type: "string", default: "versitygw" } } });
+if (options.server !== "versitygw" && options.server !== "minio") throw new Error(`--server must be versitygw or minio, not ${options.server}`);
+const env = new Environment({ podman: options.server === "minio" });
 await env.start();
 try {
+  const server: S3Endpoint = options.server === "minio" ? await startMinio(env.minioImage) : env.s3;
   const s3 = new S3Client({
-    endpoint: env.s3.endpoint,
+    endpoint: server.endpoint,
     region: "us-east-1",
     forcePathStyle: true,
-    credentials: { accessKeyId: env.s3.accessKey, secretAccessKey: env.s3.secretKey },
+    credentials: { accessKeyId: server.accessKey, secretAccessKey: server.secretKey },
   });
   const keys: string[] = [];
   for (let c = 0; c < CLUSTERS; c++)
@@ -54,9 +60,9 @@ try {
         "10",
       ],
       {
-        MINIO_ENDPOINT: env.s3.endpoint,
-        MINIO_ACCESS_KEY: env.s3.accessKey,
-        MINIO_SECRET_KEY: env.s3.secretKey,
+        MINIO_ENDPOINT: server.endpoint,
+        MINIO_ACCESS_KEY: server.accessKey,
+        MINIO_SECRET_KEY: server.secretKey,
         MINIO_BUCKET: "ours",
         GIT_REPOSITORY: env.git.url("bench-ours"),
         GIT_USERNAME: env.git.username,
@@ -70,10 +76,10 @@ try {
       process.execPath,
       [
         path.resolve(import.meta.dirname, "backup-peer.js"),
-        env.s3.endpoint,
+        server.endpoint,
         "peer",
-        env.s3.accessKey,
-        env.s3.secretKey,
+        server.accessKey,
+        server.secretKey,
         env.git.url("bench-peer"),
         auth,
         peerWork,
@@ -102,7 +108,7 @@ try {
   const incremental = { ours: await ours(), peer: await peer() };
   s3.destroy();
 
-  console.log(`\nClusterBackupSync engine vs the old CronJob (download all, git add -A, commit, push): ${keys.length} objects\n`);
+  console.log(`\nClusterBackupSync engine vs the old CronJob (download all, git add -A, commit, push): ${keys.length} objects on ${options.server}\n`);
   console.log(
     `${"sync".padEnd(14)}${"ours s".padStart(9)}${"peer s".padStart(9)}${"speed-up".padStart(10)}${"ours RSS MiB".padStart(14)}${"peer RSS MiB".padStart(14)}${"RSS ratio".padStart(11)}`,
   );

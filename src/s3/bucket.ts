@@ -178,7 +178,8 @@ export class Bucket {
       // An S3ServiceException (matched by shape: the SDK's class is loaded lazily).
       if (isServiceException(err)) {
         const status = err.$metadata.httpStatusCode ?? 0;
-        if (status === 401 || status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch/.test(err.name)) {
+        // versitygw answers an unknown access key with XAdminUserNotFound and HTTP 404, not 403.
+        if (status === 401 || status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|XAdminUserNotFound/.test(err.name)) {
           throw new S3Error("auth", `access denied to ${this.where} (${err.name}): check accesskey and secretkey in the Secret`, err);
         }
         if (err.name === "NoSuchKey") throw new S3Error("no-such-key", `failed to ${what} ${this.where}: no such key (listed, then not found)`, err);

@@ -73,7 +73,7 @@ export const mochaHooks = {
   async beforeAll(this: Context): Promise<void> {
     this.timeout(15 * 60_000);
     netnsBefore = new Set(existsSync("/var/run/netns") ? readdirSync("/var/run/netns") : []);
-    current = new Environment({ users: [OPERATOR_USER], datasets: true, node: true });
+    current = new Environment({ users: [OPERATOR_USER], datasets: true, node: true, podman: true });
     await current.start();
     await current.installCrds([crdManifest(probeKind)]);
     await grantOperator();
