@@ -176,6 +176,9 @@ export class GitServer {
         PATH: process.env.PATH ?? "/usr/bin:/bin",
       },
     });
+    // The backend may answer and exit before it reads the whole request (a repository gone, a
+    // bad request): writing the rest then fails with EPIPE, which is no error of the server's.
+    cgi.stdin.on("error", () => undefined);
     if (body) cgi.stdin.end(body);
     else req.pipe(cgi.stdin);
     let head = Buffer.alloc(0);
