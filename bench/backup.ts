@@ -2,7 +2,8 @@
 // backup-peer.ts) on 10,000 objects (5 clusters × 20 namespaces × 100), served by versitygw
 // (or MinIO with `--server minio`, in a podman container through testcontainers) and the git
 // smart-HTTP server: a first sync, then a sync after 1% changed. Each side runs as its own
-// process under GNU time (wall time, peak RSS); ratios are ours / peer.
+// process under GNU time (wall time, peak RSS); ratios are ours / peer. Ours runs with the Node.js
+// options the chart gives the operator, where ClusterBackupSync runs this engine.
 
 import { execFile } from "node:child_process";
 import { mkdtempSync } from "node:fs";
@@ -13,6 +14,7 @@ import { parseArgs } from "node:util";
 import { Environment } from "../hack/env/environment.js";
 import { startMinio, type S3Endpoint } from "../hack/env/minio.js";
 import { mapLimit } from "../src/util/pool.js";
+import { operatorNodeOptions } from "./operator-node-options.js";
 
 const CLUSTERS = 5;
 const NAMESPACES = 20;
@@ -52,6 +54,7 @@ try {
     measure(
       process.execPath,
       [
+        ...operatorNodeOptions(),
         ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
         path.resolve(import.meta.dirname, "../src/main.js"),
         "backup",
@@ -108,7 +111,8 @@ try {
   const incremental = { ours: await ours(), peer: await peer() };
   s3.destroy();
 
-  console.log(`\nClusterBackupSync engine vs the old CronJob (download all, git add -A, commit, push): ${keys.length} objects on ${options.server}\n`);
+  console.log(`\nClusterBackupSync engine vs the old CronJob (download all, git add -A, commit, push): ${keys.length} objects on ${options.server}`);
+  console.log(`ours runs with the operator's Node.js options: ${operatorNodeOptions().join(" ") || "(none)"}\n`);
   console.log(
     `${"sync".padEnd(14)}${"ours s".padStart(9)}${"peer s".padStart(9)}${"speed-up".padStart(10)}${"ours RSS MiB".padStart(14)}${"peer RSS MiB".padStart(14)}${"RSS ratio".padStart(11)}`,
   );

@@ -26,6 +26,7 @@ import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { Environment } from "../hack/env/environment.js";
 import { freePort } from "../hack/env/processes.js";
+import { operatorNodeOptions } from "./operator-node-options.js";
 import { serviceHandshakeKind } from "../src/crds/servicehandshake.js";
 import { KubeClient, resourceOf, resourcePath, type KubeList } from "../src/runtime/kube.js";
 import type { Condition } from "../src/runtime/conditions.js";
@@ -45,9 +46,7 @@ const STEADY_MINUTES = Number(flags["steady-minutes"]);
 const CONCURRENCY = 10;
 const FILES = 50;
 const ROOT = path.resolve(import.meta.dirname, "../..");
-const OPERATOR_NODE_OPTIONS = (/^nodeOptions:\s*"([^"]*)"/m.exec(readFileSync(path.join(ROOT, "deploy/helm/gitsync-operator/values.yaml"), "utf8"))?.[1] ?? "")
-  .split(" ")
-  .filter(Boolean);
+const OPERATOR_NODE_OPTIONS = operatorNodeOptions();
 
 interface Side {
   name: string;

@@ -4,7 +4,8 @@
 //   1. first sync        ours: shallow single-branch clone, no checkout; git: clone --depth 1 --no-checkout
 //   2. nothing new       ours: ls-refs, no fetch;                        git: fetch --depth 1
 //   3. one new commit    ours: fetch;                                    git: fetch --depth 1
-// Each side runs in a child process under /usr/bin/time for its peak RSS. Prints medians
+// Each side runs in a child process under /usr/bin/time for its peak RSS; ours with the Node.js
+// options the chart gives the operator (bench/operator-node-options.ts). Prints medians
 // of RUNS runs and ratios (ours / git; below 1 means the git layer is faster or smaller).
 
 import { execFile, execFileSync } from "node:child_process";
@@ -13,6 +14,7 @@ import os from "node:os";
 import path from "node:path";
 import { GitServer } from "../hack/env/git-server.js";
 import { SshServer } from "../hack/env/ssh-server.js";
+import { operatorNodeOptions } from "./operator-node-options.js";
 
 const FILES = 5000;
 const COMMITS = 200;
@@ -46,7 +48,8 @@ try {
     const native = (args: string[], cwd?: string): Promise<Sample> => measure("git", [...gitArgs, ...args], cwd, env);
     const ours = (dir: string): Promise<Sample> => {
       const worker = path.join(import.meta.dirname, "git-worker.js");
-      return measure(process.execPath, [worker, url, dir, server.username, server.password], undefined, env);
+      const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
+      return measure(process.execPath, [...operatorNodeOptions(), ...profile, worker, url, dir, server.username, server.password], undefined, env);
     };
     for (let run = 0; run < RUNS; run++) {
       const oursDir = path.join(root, `ours-${transport}-${run}`);

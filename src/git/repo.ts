@@ -4,7 +4,7 @@
 //   unchanged remote costs no packfile.
 // - sync(): clone once (shallow, single branch, no checkout), then fetch incrementally.
 // - readFile()/listTree(): read objects at a commit, no working tree needed.
-// - commit(): writes blobs and trees straight into the object store and pushes; when the
+// - commit(): writes blobs, trees and the commit as one pack into the object store and pushes; when the
 //   remote moved, fetches, re-applies the change on the new head and retries (bounded).
 
 import fs from "node:fs";
@@ -19,6 +19,7 @@ import { GitError } from "./errors.js";
 import { gitProgress } from "./progress.js";
 import { gitFetchBytes, gitFetchDuration } from "./metrics.js";
 import { gitFs } from "./fs.js";
+import { commitObject, ObjectBatch, pushCache, treeObject, type WrittenPack } from "./pack.js";
 import type { TransportStats } from "./http.js";
 import { SshError } from "./ssh.js";
 import { openTransport, sshGitError, type Transport } from "./transport.js";
@@ -245,19 +246,17 @@ export class GitRepository {
       if (changes.size === 0) return { commit: undefined, attempts: attempt };
       const baseTree = head ? (await git.readCommit({ fs: gitFs, gitdir: this.gitdir, oid: head, cache: this.cache })).commit.tree : undefined;
       const wrote = counter(options.progress, "Writing", [...changes.values()].filter((c) => c !== null).length, "files");
-      const tree = (await this.applyChanges(baseTree, changes, wrote)) ?? (await git.writeTree({ fs: gitFs, gitdir: this.gitdir, tree: [] }));
+      const batch = new ObjectBatch();
+      const tree = (await this.applyChanges(batch, baseTree, changes, wrote)) ?? batch.add("tree", treeObject([]));
       if (tree === baseTree) return { commit: undefined, attempts: attempt };
       const text = typeof options.message === "function" ? options.message() : options.message;
-      const now = Math.floor(Date.now() / 1000);
-      const signature = { ...options.author, timestamp: now, timezoneOffset: 0 };
-      const commit = await git.writeCommit({
-        fs: gitFs,
-        gitdir: this.gitdir,
-        commit: { message: text.endsWith("\n") ? text : `${text}\n`, tree, parent: head ? [head] : [], author: signature, committer: signature },
-      });
+      const author = { ...options.author, timestamp: Math.floor(Date.now() / 1000) };
+      const commit = batch.add("commit", commitObject({ tree, parents: head ? [head] : [], author, message: text.endsWith("\n") ? text : `${text}\n` }));
+      // The objects land in one pack before the ref names them; the push sends that pack.
+      const written = await batch.write(this.gitdir);
       await git.writeRef({ fs: gitFs, gitdir: this.gitdir, ref: `refs/heads/${options.branch}`, value: commit, force: true });
       try {
-        await this.push(options.branch, options.force ?? false, options.progress);
+        await this.push(options.branch, options.force ?? false, options.progress, written);
         return { commit, attempts: attempt };
       } catch (err) {
         if (!(err instanceof GitError && err.kind === "rejected") || attempt === maxAttempts) throw err;
@@ -314,7 +313,7 @@ export class GitRepository {
     }
   }
 
-  private async push(branch: string, force: boolean, progress?: ProgressSink): Promise<void> {
+  private async push(branch: string, force: boolean, progress?: ProgressSink, written?: WrittenPack): Promise<void> {
     const result = await this.guard("push to", () =>
       git.push({
         fs: gitFs,
@@ -324,6 +323,7 @@ export class GitRepository {
         ref: branch,
         remoteRef: branch,
         force,
+        cache: pushCache(written),
         headers: this.requestHeaders(),
         onProgress: gitProgress(progress),
       }),
@@ -334,8 +334,8 @@ export class GitRepository {
     }
   }
 
-  /** Writes the changed blobs and trees bottom-up; returns the new root tree, undefined if empty. */
-  private async applyChanges(treeOid: string | undefined, changes: Changes, wrote: () => void): Promise<string | undefined> {
+  /** Adds the changed blobs and trees to the batch bottom-up; returns the new root tree, undefined if empty. */
+  private async applyChanges(batch: ObjectBatch, treeOid: string | undefined, changes: Changes, wrote: () => void): Promise<string | undefined> {
     const entries = new Map<string, { mode: string; path: string; oid: string; type: "blob" | "tree" | "commit" }>();
     if (treeOid) {
       for (const entry of (await git.readTree({ fs: gitFs, gitdir: this.gitdir, oid: treeOid, cache: this.cache })).tree) entries.set(entry.path, entry);
@@ -350,7 +350,7 @@ export class GitRepository {
       } else if (content === null) {
         entries.delete(filepath);
       } else {
-        const oid = await git.writeBlob({ fs: gitFs, gitdir: this.gitdir, blob: content });
+        const oid = batch.add("blob", content);
         wrote();
         const mode = entries.get(filepath)?.type === "blob" ? (entries.get(filepath)?.mode ?? "100644") : "100644";
         entries.set(filepath, { mode, path: filepath, oid, type: "blob" });
@@ -358,12 +358,12 @@ export class GitRepository {
     }
     for (const [dir, subChanges] of nested) {
       const existing = entries.get(dir);
-      const sub = await this.applyChanges(existing?.type === "tree" ? existing.oid : undefined, subChanges, wrote);
+      const sub = await this.applyChanges(batch, existing?.type === "tree" ? existing.oid : undefined, subChanges, wrote);
       if (sub) entries.set(dir, { mode: EMPTY_TREE_MODE, path: dir, oid: sub, type: "tree" });
       else entries.delete(dir);
     }
     if (entries.size === 0) return undefined;
-    return git.writeTree({ fs: gitFs, gitdir: this.gitdir, tree: [...entries.values()] });
+    return batch.add("tree", treeObject([...entries.values()]));
   }
 
   /**

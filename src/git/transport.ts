@@ -15,7 +15,7 @@ export interface Transport {
   /** The URL isomorphic-git is given (for SSH, an HTTP-shaped stand-in that only the SSH client reads). */
   url: string;
   headers: Record<string, string>;
-  /** Ends the connection of the operation that just finished (SSH); a no-op for HTTP. */
+  /** Ends the connections of the operation that just finished. */
   release(): void;
 }
 
@@ -27,7 +27,10 @@ export function openTransport(url: string, credentials?: GitCredentials, stats?:
   } catch (err) {
     throw new GitError("invalid", (err as Error).message, err);
   }
-  if (parsed.transport === "http") return { http: createHttpClient(credentials?.caCert, stats), url, headers: authHeaders(credentials), release: () => {} };
+  if (parsed.transport === "http") {
+    const client = createHttpClient(credentials?.caCert, stats);
+    return { http: client, url, headers: authHeaders(credentials), release: () => client.release() };
+  }
   const where = safeUrl(url);
   if (!credentials?.identity) throw new GitError("invalid", `${where}: an SSH URL needs a private key (the Secret's identity, or GIT_SSH_KEY_FILE)`);
   if (!credentials.knownHosts?.trim())

@@ -1,6 +1,8 @@
 // The git layer against a real git smart-HTTP server (git http-backend) with basic auth.
 
 import assert from "node:assert/strict";
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -188,5 +190,27 @@ describe("git layer (real smart-HTTP server)", function () {
       /boom/,
     );
     assert.ok(seen && !existsSync(seen), "temp folder removed after a failure");
+  });
+  it("leaves no connection open after a push, so a one-shot command exits as soon as it is done", async () => {
+    env().git.createRepo("oneshot", { "a.txt": "1\n" });
+    // A process of its own: the sockets it still holds when the commit returns are all its own.
+    // (Asynchronously: the git server answers from this process.)
+    const script = [
+      `import { GitRepository } from ${JSON.stringify(path.resolve(import.meta.dirname, "../../src/git/repo.js"))};`,
+      `const repo = new GitRepository(process.env.URL, process.env.DIR, { username: process.env.GIT_USER, password: process.env.GIT_PASS });`,
+      `const { commit } = await repo.commit({ branch: "main", author: { name: "a", email: "a@example.com" }, message: "one", change: async () => new Map([["b.txt", new TextEncoder().encode("2\\n")]]) });`,
+      `process.stdout.write(JSON.stringify({ commit, resources: process.getActiveResourcesInfo() }));`,
+    ].join("\n");
+    const { stdout: out } = await promisify(execFile)(process.execPath, ["--input-type=module", "-e", script], {
+      encoding: "utf8",
+      env: { ...process.env, URL: env().git.url("oneshot"), DIR: path.join(work, "oneshot"), GIT_USER: env().git.username, GIT_PASS: env().git.password },
+    });
+    const { commit, resources } = JSON.parse(out) as { commit: string; resources: string[] };
+    assert.equal(env().git.git("oneshot", "rev-parse", "main"), commit);
+    assert.deepEqual(
+      resources.filter((r) => r.startsWith("TCP")),
+      [],
+      `open sockets after the push: ${resources.join(", ")}`,
+    );
   });
 });

@@ -1,0 +1,96 @@
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import fs, { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import git from "isomorphic-git";
+import { commitObject, ObjectBatch, treeObject, type TreeItem } from "../../src/git/pack.js";
+
+const text = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+describe("packs of new objects (git/pack)", () => {
+  let gitdir: string;
+  beforeEach(() => {
+    gitdir = mkdtempSync(path.join(os.tmpdir(), "gitsync-pack-"));
+    execFileSync("git", ["init", "-q", "--bare", "-b", "main", gitdir]);
+  });
+  afterEach(() => rmSync(gitdir, { recursive: true, force: true }));
+
+  it("names objects as git does", () => {
+    const batch = new ObjectBatch();
+    assert.equal(batch.add("blob", text("hello\n")), "ce013625030ba8dba906f756967f9e9ca394464a");
+    assert.equal(batch.add("tree", treeObject([])), "4b825dc642cb6eb9a060e54bf8d69288fbee4904");
+    assert.equal(batch.add("blob", text("hello\n")), "ce013625030ba8dba906f756967f9e9ca394464a");
+    assert.equal(batch.size, 2, "an object added twice is kept once");
+  });
+
+  it("sorts a tree as git does: a folder as its name followed by a slash", () => {
+    const blob = "ce013625030ba8dba906f756967f9e9ca394464a";
+    const empty = "4b825dc642cb6eb9a060e54bf8d69288fbee4904";
+    const entries: TreeItem[] = [
+      { mode: "040000", path: "a", oid: empty, type: "tree" },
+      { mode: "100644", path: "a.b", oid: blob, type: "blob" },
+      { mode: "100755", path: "a-b", oid: blob, type: "blob" },
+      { mode: "100644", path: "é", oid: blob, type: "blob" },
+    ];
+    const names: string[] = [];
+    const bytes = Buffer.from(treeObject(entries));
+    for (let at = 0; at < bytes.length;) {
+      const nul = bytes.indexOf(0, at);
+      names.push(bytes.subarray(at, nul).toString());
+      at = nul + 21;
+    }
+    assert.deepEqual(names, ["100755 a-b", "100644 a.b", "40000 a", "100644 é"]);
+    assert.throws(() => treeObject([{ mode: "100644", path: "x/y", oid: blob, type: "blob" }]), /"x\/y": not a single path segment/);
+    assert.throws(() => treeObject([{ mode: "100644", path: "x", oid: "nope", type: "blob" }]), /"x": "nope" is not an object id/);
+  });
+
+  it("writes one pack and index that native git verifies and isomorphic-git reads", async () => {
+    const batch = new ObjectBatch();
+    const files = new Map<string, string>();
+    const sub: TreeItem[] = [];
+    // Enough objects, and one large enough, that sizes take several header bytes.
+    for (let i = 0; i < 300; i++) {
+      const name = `file-${i}.yaml`;
+      const oid = batch.add("blob", text(`n: ${i}\n${"x".repeat(i * 7)}\n`));
+      files.set(name, oid);
+      sub.push({ mode: "100644", path: name, oid, type: "blob" });
+    }
+    const big = batch.add("blob", new Uint8Array(200_000).fill(65));
+    const inner = batch.add("tree", treeObject(sub));
+    const root = batch.add(
+      "tree",
+      treeObject([
+        { mode: "040000", path: "configs", oid: inner, type: "tree" },
+        { mode: "100644", path: "big.bin", oid: big, type: "blob" },
+      ]),
+    );
+    const commit = batch.add(
+      "commit",
+      commitObject({ tree: root, parents: [], author: { name: "A U Thor", email: "a@example.com", timestamp: 1700000000 }, message: "First\n" }),
+    );
+    await batch.write(gitdir);
+    assert.equal(batch.size, 0);
+    const packs = readdirSync(path.join(gitdir, "objects", "pack")).sort();
+    assert.equal(packs.length, 2, packs.join(", "));
+    execFileSync("git", ["--git-dir", gitdir, "update-ref", "refs/heads/main", commit]);
+    execFileSync("git", ["--git-dir", gitdir, "verify-pack", path.join(gitdir, "objects", "pack", packs[0] ?? "")]);
+    execFileSync("git", ["--git-dir", gitdir, "fsck", "--strict", "--no-dangling"]);
+    assert.equal(
+      execFileSync("git", ["--git-dir", gitdir, "show", "-s", "--format=%an <%ae> %at %s", commit]).toString(),
+      "A U Thor <a@example.com> 1700000000 First\n",
+    );
+    assert.equal(execFileSync("git", ["--git-dir", gitdir, "cat-file", "-p", `${commit}:configs/file-3.yaml`]).toString(), `n: 3\n${"x".repeat(21)}\n`);
+
+    const cache = {};
+    const { tree } = await git.readTree({ fs, gitdir, oid: commit, filepath: "configs", cache });
+    assert.deepEqual(new Map(tree.map((e) => [e.path, e.oid])), files);
+    const { blob } = await git.readBlob({ fs, gitdir, oid: commit, filepath: "big.bin", cache });
+    assert.equal(blob.byteLength, 200_000);
+  });
+
+  it("writes nothing for an empty batch", async () => {
+    await new ObjectBatch().write(gitdir);
+    assert.deepEqual(readdirSync(path.join(gitdir, "objects", "pack")), []);
+  });
+});
