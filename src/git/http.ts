@@ -2,7 +2,8 @@
 // and credentials travel in a header (never in the URL). Counts requests per service so
 // callers and tests can see that an unchanged remote cost no packfile.
 
-import http from "node:http";
+import type { IncomingMessage } from "node:http";
+import { http } from "../util/node-http.js";
 import https from "node:https";
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
 
@@ -40,7 +41,7 @@ export function createHttpClient(caCert?: string, stats?: TransportStats): Relea
       const body = req.body ? await collect(req.body) : undefined;
       if (stats) count(stats, req.method ?? "GET", url, body);
       const transport = url.protocol === "https:" ? https : http;
-      const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const response = await new Promise<IncomingMessage>((resolve, reject) => {
         const outgoing = transport.request(
           url,
           { method: req.method ?? "GET", headers: req.headers, agent: url.protocol === "https:" ? agents.https : agents.http },

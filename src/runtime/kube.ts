@@ -3,7 +3,8 @@
 // status-subresource patches behave exactly as the API server defines.
 
 import https from "node:https";
-import http from "node:http";
+import type { Agent as HttpAgent, IncomingMessage } from "node:http";
+import { http } from "../util/node-http.js";
 import { GROUP, VERSION, type KindDefinition } from "../crds/common.js";
 import { loadClusterAccess, type ClusterAccess } from "./kubeconfig.js";
 import { apiRequests } from "./metrics.js";
@@ -105,7 +106,7 @@ export function resourcePath(ref: ResourceRef, namespace?: string, name?: string
 }
 
 export class KubeClient {
-  private agent: https.Agent | http.Agent | undefined;
+  private agent: https.Agent | HttpAgent | undefined;
   private readonly server: URL;
   /** Names this client in the API server's logs and audit events; a replica adds its identity. */
   userAgent = "gitsync-operator";
@@ -159,7 +160,7 @@ export class KubeClient {
     });
   }
 
-  private async send(method: string, path: string, options: RequestOptions): Promise<http.IncomingMessage> {
+  private async send(method: string, path: string, options: RequestOptions): Promise<IncomingMessage> {
     const url = new URL(path, this.server);
     for (const [key, value] of Object.entries(options.query ?? {})) {
       if (value !== undefined) url.searchParams.set(key, String(value));
@@ -191,7 +192,7 @@ export class KubeClient {
     });
   }
 
-  private keepAliveAgent(options: https.RequestOptions): https.Agent | http.Agent {
+  private keepAliveAgent(options: https.RequestOptions): https.Agent | HttpAgent {
     if (this.server.protocol !== "https:") return new http.Agent({ keepAlive: true });
     return new https.Agent({
       keepAlive: true,
@@ -208,7 +209,7 @@ export class KubeClient {
   }
 }
 
-function readAll(response: http.IncomingMessage): Promise<string> {
+function readAll(response: IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     response.on("data", (chunk: Buffer) => chunks.push(chunk));

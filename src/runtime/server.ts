@@ -1,18 +1,19 @@
 // The operator's HTTP endpoint: /metrics, /healthz, /readyz, and routes that kinds add
 // (the git webhook receivers).
 
-import http from "node:http";
+import type { IncomingMessage, Server, ServerResponse } from "node:http";
+import { http } from "../util/node-http.js";
 import type { AddressInfo } from "node:net";
 import { registry } from "./metrics.js";
 import { errorText, type Logger } from "../util/log.js";
 
-export type RouteHandler = (req: http.IncomingMessage, body: Buffer) => Promise<{ status: number; body: unknown }>;
+export type RouteHandler = (req: IncomingMessage, body: Buffer) => Promise<{ status: number; body: unknown }>;
 
 const MAX_BODY = 5 * 1024 * 1024;
 
 export class OperatorServer {
   private readonly routes = new Map<string, RouteHandler>();
-  private readonly server: http.Server;
+  private readonly server: Server;
   ready: () => boolean = () => false;
 
   constructor(private readonly log: Logger) {
@@ -39,7 +40,7 @@ export class OperatorServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = new URL(req.url ?? "/", "http://localhost").pathname;
     try {
       if (req.method === "GET" && path === "/metrics") {
@@ -60,12 +61,12 @@ export class OperatorServer {
   }
 }
 
-function send(res: http.ServerResponse, status: number, body: string, contentType = "text/plain"): void {
+function send(res: ServerResponse, status: number, body: string, contentType = "text/plain"): void {
   res.writeHead(status, { "Content-Type": contentType });
   res.end(body);
 }
 
-function readBody(req: http.IncomingMessage): Promise<Buffer> {
+function readBody(req: IncomingMessage): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let size = 0;
