@@ -19,6 +19,7 @@ import { operatorNodeOptions } from "./operator-node-options.js";
 const CLUSTERS = 5;
 const NAMESPACES = 20;
 const PER_NAMESPACE = Number(process.env.BENCH_PER_NAMESPACE ?? 100);
+const OPERATOR_NODE_OPTIONS = operatorNodeOptions();
 
 const { values: options } = parseArgs({ options: { server: { type: "string", default: "versitygw" } } });
 if (options.server !== "versitygw" && options.server !== "minio") throw new Error(`--server must be versitygw or minio, not ${options.server}`);
@@ -51,29 +52,17 @@ try {
   const oursWork = mkdtempSync(path.join(os.tmpdir(), "gitsync-bench-backup-"));
   const peerWork = path.join(mkdtempSync(path.join(os.tmpdir(), "gitsync-bench-peer-")), "work");
   const ours = (): Promise<Sample> =>
-    measure(
-      process.execPath,
-      [
-        ...operatorNodeOptions(),
-        ...(process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : []),
-        path.resolve(import.meta.dirname, "../src/main.js"),
-        "backup",
-        "sync",
-        "--concurrency",
-        "10",
-      ],
-      {
-        MINIO_ENDPOINT: server.endpoint,
-        MINIO_ACCESS_KEY: server.accessKey,
-        MINIO_SECRET_KEY: server.secretKey,
-        MINIO_BUCKET: "ours",
-        GIT_REPOSITORY: env.git.url("bench-ours"),
-        GIT_USERNAME: env.git.username,
-        GIT_TOKEN: env.git.password,
-        WORK_DIR: oursWork,
-        LOG_LEVEL: "warn",
-      },
-    );
+    measure(process.execPath, [...OPERATOR_NODE_OPTIONS, path.resolve(import.meta.dirname, "../src/main.js"), "backup", "sync", "--concurrency", "10"], {
+      MINIO_ENDPOINT: server.endpoint,
+      MINIO_ACCESS_KEY: server.accessKey,
+      MINIO_SECRET_KEY: server.secretKey,
+      MINIO_BUCKET: "ours",
+      GIT_REPOSITORY: env.git.url("bench-ours"),
+      GIT_USERNAME: env.git.username,
+      GIT_TOKEN: env.git.password,
+      WORK_DIR: oursWork,
+      LOG_LEVEL: "warn",
+    });
   const peer = (): Promise<Sample> =>
     measure(
       process.execPath,
@@ -112,7 +101,7 @@ try {
   s3.destroy();
 
   console.log(`\nClusterBackupSync engine vs the old CronJob (download all, git add -A, commit, push): ${keys.length} objects on ${options.server}`);
-  console.log(`ours runs with the operator's Node.js options: ${operatorNodeOptions().join(" ") || "(none)"}\n`);
+  console.log(`ours runs with the operator's Node.js options: ${OPERATOR_NODE_OPTIONS.join(" ") || "(none)"}\n`);
   console.log(
     `${"sync".padEnd(14)}${"ours s".padStart(9)}${"peer s".padStart(9)}${"speed-up".padStart(10)}${"ours RSS MiB".padStart(14)}${"peer RSS MiB".padStart(14)}${"RSS ratio".padStart(11)}`,
   );

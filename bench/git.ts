@@ -19,6 +19,7 @@ import { operatorNodeOptions } from "./operator-node-options.js";
 const FILES = 5000;
 const COMMITS = 200;
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
+const OPERATOR_NODE_OPTIONS = operatorNodeOptions();
 
 interface Sample {
   wallMs: number;
@@ -48,8 +49,7 @@ try {
     const native = (args: string[], cwd?: string): Promise<Sample> => measure("git", [...gitArgs, ...args], cwd, env);
     const ours = (dir: string): Promise<Sample> => {
       const worker = path.join(import.meta.dirname, "git-worker.js");
-      const profile = process.env.BENCH_PROFILE ? ["--cpu-prof", `--cpu-prof-dir=${process.env.BENCH_PROFILE}`] : [];
-      return measure(process.execPath, [...operatorNodeOptions(), ...profile, worker, url, dir, server.username, server.password], undefined, env);
+      return measure(process.execPath, [...OPERATOR_NODE_OPTIONS, worker, url, dir, server.username, server.password], undefined, env);
     };
     for (let run = 0; run < RUNS; run++) {
       const oursDir = path.join(root, `ours-${transport}-${run}`);

@@ -40,11 +40,12 @@ export interface WrittenPack {
 const PACK_TYPE: Record<ObjectType, number> = { commit: 1, tree: 2, blob: 3 };
 
 /**
- * Where push() finds a pack already made (hack/patch-deps.mjs): sent as it is when it holds
- * every object the push must send, rather than read back and packed again.
+ * The cache a push is given: the repository's own (its loaded pack indexes and pack listing
+ * are read through the prototype, not loaded again), plus, for this push only, a pack already
+ * made (hack/patch-deps.mjs), sent as it is when it holds every object the push must send.
  */
-export function pushCache(written: WrittenPack | undefined): object {
-  return written ? { [Symbol.for("gitsync.prebuiltPack")]: written } : {};
+export function pushCache(cache: object, written: WrittenPack | undefined): object {
+  return written ? Object.assign(Object.create(cache) as object, { [Symbol.for("gitsync.prebuiltPack")]: written }) : cache;
 }
 
 /** A tree object's bytes: entries in git's order (a folder sorts as its name followed by "/"). */

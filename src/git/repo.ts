@@ -323,7 +323,7 @@ export class GitRepository {
         ref: branch,
         remoteRef: branch,
         force,
-        cache: pushCache(written),
+        cache: pushCache(this.cache, written),
         headers: this.requestHeaders(),
         onProgress: gitProgress(progress),
       }),
