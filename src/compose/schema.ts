@@ -2,12 +2,13 @@
 // the compose-spec project's compose-go module; see README.md in this folder), with ajv.
 // Errors name the file and the field in compose's dotted form: services.web.ports[0].
 
-import { Ajv2020, type ErrorObject, type ValidateFunction } from "ajv/dist/2020.js";
+import type { ErrorObject, ValidateFunction } from "ajv/dist/2020.js";
+import { ajv2020 } from "../util/lazy.js";
 import schema from "./compose-spec.json" with { type: "json" };
 
-/** Compiled on first use: an operator with no ComposeDeployment never holds the validator. */
+/** Loaded and compiled on first use: an operator with no ComposeDeployment never holds the validator. */
 let validator: ValidateFunction | undefined;
-const compiled = (): ValidateFunction => (validator ??= new Ajv2020({ allErrors: true, strict: false, validateFormats: false }).compile(schema));
+const compiled = (): ValidateFunction => (validator ??= new (ajv2020().Ajv2020)({ allErrors: true, strict: false, validateFormats: false }).compile(schema));
 
 /** `/services/web/ports/0` as `services.web.ports[0]`. */
 export function dottedPath(pointer: string): string {

@@ -8,7 +8,6 @@ import { gitBlobId } from "../util/gitid.js";
 import { existsSync } from "node:fs";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import path from "node:path";
-import { Encrypter } from "age-encryption";
 import type { Author, GitRepository } from "../git/repo.js";
 import { S3Error, type Bucket } from "../s3/bucket.js";
 import {
@@ -25,6 +24,7 @@ import {
   type Index,
   type PlanOptions,
 } from "../backup/plan.js";
+import { age } from "../util/lazy.js";
 import { mapLimit } from "../util/pool.js";
 import { counter, type ProgressSink } from "../util/progress.js";
 
@@ -192,7 +192,7 @@ async function downloadAll(
 
 async function encrypt(bytes: Uint8Array, recipients: string[]): Promise<Uint8Array> {
   if (recipients.length === 0) throw new Error("encryption.include matches files but encryption.recipients is empty");
-  const encrypter = new Encrypter();
+  const encrypter = new (age().Encrypter)();
   for (const recipient of recipients) encrypter.addRecipient(recipient);
   return encrypter.encrypt(bytes);
 }

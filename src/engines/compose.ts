@@ -2,11 +2,11 @@
 // the trees, so an unchanged folder costs one tree read), age decryption of *.age files, and
 // the load-and-render both the controller and `gitsync compose` run.
 
-import { armor, Decrypter } from "age-encryption";
 import type { ProjectEntry, ProjectFiles } from "../compose/files.js";
 import { loadProject, type Decrypt, type LoadOptions } from "../compose/project.js";
 import { renderProject, type RenderedProject, type RenderOptions } from "../compose/render.js";
 import type { GitRepository } from "../git/repo.js";
+import { age } from "../util/lazy.js";
 import { joinPath, trimSlashes } from "../util/paths.js";
 import { registerSecret, safeUrl } from "../util/redact.js";
 
@@ -87,6 +87,7 @@ export class GitProjectFiles implements ProjectFiles {
 /** Decrypts *.age files, binary or armored, with an age identity (AGE-SECRET-KEY-1...); the identity and every decrypted value stay out of logs. */
 export function ageDecrypt(identity: string): Decrypt {
   registerSecret(identity.trim());
+  const { armor, Decrypter } = age();
   const decrypter = new Decrypter();
   decrypter.addIdentity(identity.trim());
   return async (data) => {

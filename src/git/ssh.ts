@@ -13,8 +13,9 @@
 //   network operation, on every path.
 
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
-import ssh2, { type Client, type ClientChannel, type ConnectConfig } from "ssh2";
+import type { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { knownHostsName } from "../util/giturl.js";
+import { ssh2 } from "../util/lazy.js";
 import { fingerprint, hostKeyAlgorithms, keysFor } from "./known-hosts.js";
 import { collect, counted, countRequest, type TransportStats } from "./http.js";
 
@@ -51,7 +52,7 @@ const FLUSH = Buffer.from("0000");
 
 /** Checks the key and known_hosts up front: a configuration error names what is wrong, never the key. */
 export function checkSshAuth(target: SshTarget, auth: SshAuth): void {
-  const parsed = ssh2.utils.parseKey(auth.identity, auth.passphrase);
+  const parsed = ssh2().utils.parseKey(auth.identity, auth.passphrase);
   if (parsed instanceof Error) {
     const encrypted = /encrypted|passphrase/i.test(parsed.message);
     throw new SshError(
@@ -155,7 +156,7 @@ export class SshHttpClient implements HttpClient {
       },
     };
     return new Promise((resolve, reject) => {
-      const conn = new ssh2.Client();
+      const conn = new (ssh2().Client)();
       conn.once("ready", () => resolve(conn));
       conn.once("close", () => {
         if (this.conn) void this.conn.then((c) => c === conn && (this.conn = undefined)).catch(() => undefined);

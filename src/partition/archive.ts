@@ -7,7 +7,8 @@ import { createReadStream } from "node:fs";
 import { readdir } from "node:fs/promises";
 import path from "node:path";
 import { pipeline } from "node:stream/promises";
-import * as tar from "tar";
+import type { ReadEntry } from "tar";
+import { tar } from "../util/lazy.js";
 
 export const DEFAULT_MAX_EXTRACT_BYTES = 2 * 1024 ** 3;
 
@@ -35,10 +36,10 @@ export async function regularFiles(dir: string): Promise<string[]> {
 
 /** Writes dir as the wire format's .tar.gz. */
 export async function createTarball(dir: string, file: string): Promise<void> {
-  await tar.create({ gzip: true, cwd: dir, file, portable: true, noDirRecurse: true }, await regularFiles(dir));
+  await tar().create({ gzip: true, cwd: dir, file, portable: true, noDirRecurse: true }, await regularFiles(dir));
 }
 
-type EntryType = tar.ReadEntry["type"];
+type EntryType = ReadEntry["type"];
 
 const ALLOWED: ReadonlySet<EntryType> = new Set<EntryType>(["File", "OldFile", "ContiguousFile", "Directory", "SymbolicLink", "Link"]);
 
@@ -62,7 +63,7 @@ export async function checkTarball(file: string, maxBytes = DEFAULT_MAX_EXTRACT_
   let files = 0;
   let problem: string | undefined;
   const source = createReadStream(file);
-  const parser = new tar.Parser({
+  const parser = new (tar().Parser)({
     strict: true,
     onReadEntry: (entry) => {
       problem ??= entryProblem(entry.path, entry.type, entry.linkpath);
@@ -86,5 +87,5 @@ export async function checkTarball(file: string, maxBytes = DEFAULT_MAX_EXTRACT_
 /** Extracts a .tar.gz that checkTarball accepted. */
 export async function extractTarball(file: string, dir: string, maxBytes = DEFAULT_MAX_EXTRACT_BYTES): Promise<void> {
   await checkTarball(file, maxBytes);
-  await tar.extract({ file, cwd: dir, strict: true, preservePaths: false, noChmod: true });
+  await tar().extract({ file, cwd: dir, strict: true, preservePaths: false, noChmod: true });
 }

@@ -7,13 +7,13 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
-import { Decrypter, Encrypter } from "age-encryption";
+import { age } from "../util/lazy.js";
 
 /** The metadata key (x-amz-meta-gitsync-signature) that carries the signature. */
 export const SIGNATURE_METADATA = "gitsync-signature";
 
 export async function encryptFile(source: string, target: string, recipients: readonly string[]): Promise<void> {
-  const encrypter = new Encrypter();
+  const encrypter = new (age().Encrypter)();
   for (const recipient of recipients) encrypter.addRecipient(recipient);
   const input = Readable.toWeb(createReadStream(source)) as unknown as ReadableStream<Uint8Array>;
   const output = await encrypter.encrypt(input);
@@ -22,7 +22,7 @@ export async function encryptFile(source: string, target: string, recipients: re
 
 /** Writes the decryption of `body` to `target` and returns the ciphertext's SHA-256 (hex), for verification. */
 export async function decryptToFile(body: ReadableStream<Uint8Array>, target: string, identities: readonly string[]): Promise<string> {
-  const decrypter = new Decrypter();
+  const decrypter = new (age().Decrypter)();
   for (const identity of identities) decrypter.addIdentity(identity);
   const hash = createHash("sha256");
   const [forHash, forAge] = body.tee();
@@ -52,7 +52,7 @@ function ed25519Key(text: string, kind: "private" | "public"): KeyObject {
 /** Throws unless `recipient` is an age recipient; the message names `what`. */
 export function assertRecipient(recipient: string, what: string): void {
   try {
-    new Encrypter().addRecipient(recipient);
+    new (age().Encrypter)().addRecipient(recipient);
   } catch {
     throw new Error(`${what}: ${JSON.stringify(recipient.slice(0, 80))} is not an age recipient (age1...)`);
   }
@@ -61,7 +61,7 @@ export function assertRecipient(recipient: string, what: string): void {
 /** Throws unless `identity` is an age identity; the message names `what`, never the key. */
 export function assertIdentity(identity: string, what: string): void {
   try {
-    new Decrypter().addIdentity(identity);
+    new (age().Decrypter)().addIdentity(identity);
   } catch {
     throw new Error(`${what}: not an age identity (expected AGE-SECRET-KEY-1...)`);
   }

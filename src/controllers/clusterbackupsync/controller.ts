@@ -1,7 +1,6 @@
 // ClusterBackupSync controller: one engine run per pass (src/engines/backup.ts), reported as
 // status, conditions and the metrics existing backup dashboards read.
 
-import { CronExpressionParser } from "cron-parser";
 import { Counter, Gauge, Histogram } from "prom-client";
 import {
   clusterBackupSyncKind,
@@ -19,6 +18,7 @@ import type { ControllerDefinition, KindStep, ReconcileContext } from "../../run
 import { readSecret } from "../../runtime/secrets.js";
 import { Bucket, S3Error, s3CredentialsFromSecret } from "../../s3/bucket.js";
 import { parseDuration } from "../../util/duration.js";
+import { cronParser } from "../../util/lazy.js";
 import type { ControllerDeps } from "../deps.js";
 import { gitFailure } from "../source.js";
 
@@ -165,7 +165,8 @@ export function shortRevision(branch: string, commit: string): string {
 function nextRun(spec: ClusterBackupSyncSpec): Date {
   if (!spec.schedule) return new Date(Date.now() + parseDuration(spec.interval ?? "5m"));
   try {
-    return CronExpressionParser.parse(spec.schedule, { tz: spec.timeZone ?? "UTC", currentDate: new Date() })
+    return cronParser()
+      .CronExpressionParser.parse(spec.schedule, { tz: spec.timeZone ?? "UTC", currentDate: new Date() })
       .next()
       .toDate();
   } catch (err) {
