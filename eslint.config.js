@@ -5,7 +5,17 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
-const ADAPTER_LIBRARIES = ["isomorphic-git", "isomorphic-git/*", "@aws-sdk/*", "@smithy/*", "etcd3", "@kubernetes/client-node"];
+const ADAPTER_LIBRARIES = [
+  "isomorphic-git",
+  "isomorphic-git/*",
+  "@aws-sdk/*",
+  "@smithy/*",
+  "aws4",
+  "fast-xml-parser",
+  "ssh2",
+  "etcd3",
+  "@kubernetes/client-node",
+];
 
 /** Forbids relative imports of the named top-level folders of src/, and the named libraries. */
 function layer(files, folders, libraries = []) {

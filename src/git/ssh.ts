@@ -15,7 +15,7 @@
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
 import type { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { knownHostsName } from "../util/giturl.js";
-import { ssh2 } from "../util/lazy.js";
+import { onFirstUse } from "../util/lazy.js";
 import { fingerprint, hostKeyAlgorithms, keysFor } from "./known-hosts.js";
 import { collect, counted, countRequest, type TransportStats } from "./http.js";
 
@@ -45,6 +45,9 @@ export class SshError extends Error {
     this.name = "SshError";
   }
 }
+
+/** ssh2 and its crypto: about 4 MiB of RSS that an operator reading no repository over SSH never holds. */
+const ssh2 = onFirstUse<typeof import("ssh2")>("ssh2");
 
 const READY_TIMEOUT_MS = 20_000;
 const IDLE_TIMEOUT_MS = 120_000;
