@@ -5,6 +5,7 @@
 import { createHash } from "node:crypto";
 import picomatch from "picomatch";
 import type { ObjectInfo } from "../util/objects.js";
+import { byCodeUnits } from "../util/order.js";
 import { joinPath } from "../util/paths.js";
 
 export type { ObjectInfo } from "../util/objects.js";
@@ -186,7 +187,7 @@ export function classifyByContent(
 /** The index as committed: sorted keys, so its diff shows exactly what moved. */
 export function renderIndex(index: Index, prefix: string): string {
   // fromEntries defines own properties: a key such as __proto__ stays a key, not a prototype.
-  const objects = Object.fromEntries(Object.entries(index).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const objects = Object.fromEntries(Object.entries(index).sort(([a], [b]) => byCodeUnits(a, b)));
   return `${JSON.stringify({ version: 1, prefix, objects }, null, 2)}\n`;
 }
 
@@ -233,5 +234,5 @@ export function clusterCounts(keys: string[], prefix: string): { name: string; f
     const name = key.slice(prefix.length).split("/")[0] || "(root)";
     counts.set(name, (counts.get(name) ?? 0) + 1);
   }
-  return [...counts].sort(([a], [b]) => a.localeCompare(b)).map(([name, files]) => ({ name, files }));
+  return [...counts].sort(([a], [b]) => byCodeUnits(a, b)).map(([name, files]) => ({ name, files }));
 }

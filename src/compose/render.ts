@@ -19,6 +19,7 @@ import {
 } from "./convert.js";
 import { ComposeInvalidError, insideProject, parseEnvFile, readProjectFile, type ComposeService, type Project } from "./project.js";
 import { mountsOf, podVolumes, type ConfigMapPlan } from "./volumes.js";
+import { byCodeUnits } from "../util/order.js";
 
 export const CONFIG_HASH_ANNOTATION = "gitsync.dev/config-hash";
 export const PART_OF_LABEL = "app.kubernetes.io/part-of";
@@ -150,7 +151,7 @@ function applicationOrder(services: RenderedService[]): RenderedService[] {
     state.set(service.name, "done");
     ordered.push(service);
   };
-  for (const service of [...services].sort((a, b) => a.name.localeCompare(b.name))) visit(service, []);
+  for (const service of [...services].sort((a, b) => byCodeUnits(a.name, b.name))) visit(service, []);
   return ordered;
 }
 

@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { describeZodError } from "../util/fields.js";
 import { parseGitUrl } from "../util/giturl.js";
+import { byCodeUnits } from "../util/order.js";
 
 export const DEFAULT_PREFIX = "/gitsync/datasets";
 
@@ -152,7 +153,7 @@ function keyOperator(advert: Advert): string {
 }
 
 function sortAdverts(adverts: Advert[]): Advert[] {
-  return [...adverts].sort((a, b) => b.date.localeCompare(a.date) || a.key.localeCompare(b.key));
+  return [...adverts].sort((a, b) => byCodeUnits(b.date, a.date) || byCodeUnits(a.key, b.key));
 }
 
 function unique(values: string[]): string[] {

@@ -1,6 +1,8 @@
 // Conditions, kept to the kstatus and Flux conventions so that kubectl wait, Argo CD and
 // Flux read them correctly. Ready/Reconciling/Stalled are derived here and nowhere else.
 
+import { byCodeUnits } from "../util/order.js";
+
 export type ConditionStatus = "True" | "False" | "Unknown";
 
 export interface Condition {
@@ -84,13 +86,13 @@ export class ConditionSet {
   failures(): Condition[] {
     return [...this.byType.values()]
       .filter((c) => c.status === "True" && c.type !== READY && c.type !== RECONCILING && c.type !== STALLED)
-      .sort((a, b) => a.type.localeCompare(b.type));
+      .sort((a, b) => byCodeUnits(a.type, b.type));
   }
 
   /** Ready first, then Reconciling/Stalled, then the rest by type: a stable order keeps patches small. */
   list(): Condition[] {
     const rank = (type: string): number => [READY, RECONCILING, STALLED].indexOf(type) + 1 || 99;
-    return [...this.byType.values()].sort((a, b) => rank(a.type) - rank(b.type) || a.type.localeCompare(b.type));
+    return [...this.byType.values()].sort((a, b) => rank(a.type) - rank(b.type) || byCodeUnits(a.type, b.type));
   }
 }
 

@@ -7,6 +7,7 @@
 // ideal share and no more. Pure.
 
 import { createHash } from "node:crypto";
+import { byCodeUnits } from "../util/order.js";
 
 const VIRTUAL_NODES = 128;
 /** How far above the mean a member may hold, so that deleting a few objects moves nothing. */
@@ -18,7 +19,7 @@ export class Ring {
   constructor(readonly members: readonly string[]) {
     this.points = members
       .flatMap((member) => Array.from({ length: VIRTUAL_NODES }, (_, i) => ({ at: hash(`${member}#${i}`), member })))
-      .sort((a, b) => a.at - b.at || a.member.localeCompare(b.member));
+      .sort((a, b) => a.at - b.at || byCodeUnits(a.member, b.member));
   }
 
   /** The members in the order the object prefers them. */
@@ -54,9 +55,9 @@ export function assignShards(current: ReadonlyMap<string, string | undefined>, m
   const entries = [...current].map(([key, owner]) => ({ key, owner, order: ring.preference(key), at: hash(key) }));
   const staying = entries
     .filter((e) => e.owner !== undefined && live.has(e.owner))
-    .sort((a, b) => a.order.indexOf(a.owner as string) - b.order.indexOf(b.owner as string) || a.at - b.at || a.key.localeCompare(b.key));
+    .sort((a, b) => a.order.indexOf(a.owner as string) - b.order.indexOf(b.owner as string) || a.at - b.at || byCodeUnits(a.key, b.key));
   for (const e of staying) if ((load.get(e.owner as string) ?? 0) < bound) place(e.key, e.owner as string);
-  const moving = entries.filter((e) => !assigned.has(e.key)).sort((a, b) => a.at - b.at || a.key.localeCompare(b.key));
+  const moving = entries.filter((e) => !assigned.has(e.key)).sort((a, b) => a.at - b.at || byCodeUnits(a.key, b.key));
   for (const e of moving) place(e.key, e.order.find((m) => (load.get(m) ?? 0) < bound) as string);
   return assigned;
 }
