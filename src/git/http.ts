@@ -3,7 +3,7 @@
 // callers and tests can see that an unchanged remote cost no packfile.
 
 import type { IncomingMessage } from "node:http";
-import { http } from "../util/node-http.js";
+import { collect, http } from "../util/node-http.js";
 import https from "node:https";
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
 
@@ -84,11 +84,4 @@ export function counted(body: AsyncIterableIterator<Uint8Array>, stats: Transpor
       yield chunk;
     }
   })();
-}
-
-/** A request body as one buffer. */
-export async function collect(body: AsyncIterableIterator<Uint8Array> | Uint8Array[]): Promise<Buffer> {
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of body) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }

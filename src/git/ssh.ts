@@ -17,7 +17,8 @@ import type { Client, ClientChannel, ConnectConfig } from "ssh2";
 import { knownHostsName } from "../util/giturl.js";
 import { onFirstUse } from "../util/lazy.js";
 import { fingerprint, hostKeyAlgorithms, keysFor } from "./known-hosts.js";
-import { collect, counted, countRequest, type TransportStats } from "./http.js";
+import { collect } from "../util/node-http.js";
+import { counted, countRequest, type TransportStats } from "./http.js";
 
 export interface SshTarget {
   user: string;
