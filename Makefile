@@ -8,7 +8,8 @@ NPM := npm --loglevel=error
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
 
-node_modules/.installed: package.json package-lock.json
+# A changed hack/patch-deps.mjs reinstalls too: its fixes apply to the packages as published.
+node_modules/.installed: package.json package-lock.json hack/patch-deps.mjs
 	$(NPM) ci
 	@touch $@
 
