@@ -132,6 +132,8 @@ describe("packs native git wrote, indexed by the patched isomorphic-git", () => 
     fs.copyFileSync(path.join(packs, pack), path.join(dir, ".git", "objects", "pack", pack));
     const { oids } = await git.indexPack({ fs, dir, filepath: `.git/objects/pack/${pack}` });
     assert.deepEqual([...oids].sort(), expected);
+    // Native git checks the index isomorphic-git wrote: each object's offset and CRC.
+    execFileSync("git", ["verify-pack", path.join(dir, ".git", "objects", "pack", pack.replace(/\.pack$/, ".idx"))]);
     for (const oid of expected) {
       const { type, object } = await git.readObject({ fs, dir, oid, format: "content" });
       if (type !== "blob") continue;
