@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import fs, { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import { deflateSync } from "node:zlib";
 import git from "isomorphic-git";
 import { commitObject, ObjectBatch, treeObject, type TreeItem } from "../../src/git/pack.js";
 
@@ -140,4 +142,63 @@ describe("packs native git wrote, indexed by the patched isomorphic-git", () => 
       assert.deepEqual(Buffer.from(object as Uint8Array), run("cat-file", "blob", oid), `blob ${oid}`);
     }
   });
+
+  // hack/patch-deps.mjs rebuilds delta objects in two passes over the delta's instructions.
+  // A delta that lies (about its size, its base or its own length) leaves its object out of
+  // the index; it neither allocates what it claims nor throws out of indexPack.
+  it("rebuilds a delta object, and leaves out deltas that lie about their size or base", async () => {
+    const base = Buffer.from("hello world, a base of some length\n");
+    const varint = (n: number): number[] => {
+      const bytes: number[] = [];
+      do {
+        bytes.push((n % 128) | (n >= 128 ? 0x80 : 0));
+        n = Math.floor(n / 128);
+      } while (n > 0);
+      return bytes;
+    };
+    const delta = (targetSize: number, ...instructions: number[]): Buffer => Buffer.from([...varint(base.length), ...varint(targetSize), ...instructions]);
+    const copy = (offset: number, size: number): number[] => [0x80 | 0x01 | 0x10, offset, size];
+    const insert = (s: string): number[] => [s.length, ...Buffer.from(s)];
+    const good = delta(11, ...copy(0, 6), ...insert("there"));
+    const lies = [
+      delta(2 ** 40, ...copy(0, 6)), // a size it never makes
+      delta(6, ...copy(30, 6)), // a copy past its base's end
+      delta(6, 0x80 | 0x01 | 0x10, 0), // a copy instruction cut short
+      delta(6, 0, ...copy(0, 6)), // the reserved instruction 0
+    ];
+
+    const baseId = gitId("blob", base);
+    const objects = [packed(3, base), ...[good, ...lies].map((d) => packed(7, d, Buffer.from(baseId, "hex")))];
+    const header = Buffer.alloc(12);
+    header.write("PACK", 0, "latin1");
+    header.writeUInt32BE(2, 4);
+    header.writeUInt32BE(objects.length, 8);
+    const body = Buffer.concat([header, ...objects]);
+    const dir = path.join(root, "lies");
+    await git.init({ fs, dir });
+    fs.writeFileSync(path.join(dir, ".git", "objects", "pack", "pack-lies.pack"), Buffer.concat([body, createHash("sha1").update(body).digest()]));
+
+    const { oids } = await git.indexPack({ fs, dir, filepath: ".git/objects/pack/pack-lies.pack" });
+    const rebuilt = gitId("blob", Buffer.from("hello there"));
+    assert.deepEqual([...oids].sort(), [baseId, rebuilt].sort());
+    const { object } = await git.readObject({ fs, dir, oid: rebuilt, format: "content" });
+    assert.equal(Buffer.from(object as Uint8Array).toString(), "hello there");
+  });
 });
+
+function gitId(type: string, object: Buffer): string {
+  return createHash("sha1").update(`${type} ${object.length}\0`).update(object).digest("hex");
+}
+
+/** One pack entry: the type-and-size header, a ref-delta's base id, then the deflated bytes. */
+function packed(type: number, data: Buffer, baseId?: Buffer): Buffer {
+  const header: number[] = [];
+  let size = data.length;
+  header.push((type << 4) | (size & 0x0f) | (size > 0x0f ? 0x80 : 0));
+  size = Math.floor(size / 16);
+  while (size > 0) {
+    header.push((size & 0x7f) | (size > 0x7f ? 0x80 : 0));
+    size = Math.floor(size / 128);
+  }
+  return Buffer.concat([Buffer.from(header), ...(baseId ? [baseId] : []), deflateSync(data)]);
+}
