@@ -447,6 +447,71 @@ const PATCHES = [
     to: "  const object = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.byteLength);\n",
   },
   {
+    // Reading a file by path parsed (and sorted) every tree on the path again, each time. With
+    // 1,000 resources reading their files from one repository of 1,000 folders, parsing the
+    // root tree took 17.7 s of a 109 s CPU profile, and its garbage much of the 15 s of GC
+    // (bench/fleet.ts, the shared repository). Trees are immutable by id: those read to resolve
+    // a path are kept parsed in the repository's cache, at most 4,096 entries in all, least
+    // recently used first out. Only this path lookup uses them; it hands out no tree to change.
+    files: ["isomorphic-git/index.cjs"],
+    from: "async function resolveFilepath({ fs, cache, gitdir, oid, filepath }) {\n",
+    to:
+      "const GitsyncTrees = Symbol('GitsyncTrees');\n" +
+      "const GITSYNC_TREE_ENTRIES = 4096;\n\n" +
+      "// The tree of oid ({ tree, oid }) parsed once and kept in the cache, or loaded by load().\n" +
+      "async function gitsyncTree(cache, oid, load) {\n" +
+      "  if (!cache) return load()\n" +
+      "  const trees = cache[GitsyncTrees] || (cache[GitsyncTrees] = { byOid: new Map(), entries: 0 });\n" +
+      "  const kept = trees.byOid.get(oid);\n" +
+      "  if (kept) {\n" +
+      "    trees.byOid.delete(oid);\n" +
+      "    trees.byOid.set(oid, kept);\n" +
+      "    return kept\n" +
+      "  }\n" +
+      "  const result = await load();\n" +
+      "  const size = result.tree.entries().length;\n" +
+      "  if (size > GITSYNC_TREE_ENTRIES / 2 || trees.byOid.has(oid)) return result\n" +
+      "  trees.byOid.set(oid, result);\n" +
+      "  trees.entries += size;\n" +
+      "  for (const [old, { tree }] of trees.byOid) {\n" +
+      "    if (trees.entries <= GITSYNC_TREE_ENTRIES) break\n" +
+      "    trees.byOid.delete(old);\n" +
+      "    trees.entries -= tree.entries().length;\n" +
+      "  }\n" +
+      "  return result\n" +
+      "}\n\n" +
+      "async function resolveFilepath({ fs, cache, gitdir, oid, filepath }) {\n",
+  },
+  {
+    files: ["isomorphic-git/index.cjs"],
+    from: "  const _oid = oid;\n  const result = await resolveTree({ fs, cache, gitdir, oid });\n  const tree = result.tree;\n",
+    to: "  const _oid = oid;\n  const result = await gitsyncTree(cache, oid, () => resolveTree({ fs, cache, gitdir, oid }));\n  const tree = result.tree;\n",
+  },
+  {
+    files: ["isomorphic-git/index.cjs"],
+    from: [
+      "        const { type, object } = await _readObject({",
+      "          fs,",
+      "          cache,",
+      "          gitdir,",
+      "          oid: entry.oid,",
+      "        });",
+      "        if (type !== 'tree') {",
+      "          throw new ObjectTypeError(oid, type, 'tree', filepath)",
+      "        }",
+      "        tree = GitTree.from(object);",
+      "",
+    ].join("\n"),
+    to: [
+      "        tree = (await gitsyncTree(cache, entry.oid, async () => {",
+      "          const { type, object } = await _readObject({ fs, cache, gitdir, oid: entry.oid });",
+      "          if (type !== 'tree') throw new ObjectTypeError(oid, type, 'tree', filepath)",
+      "          return { tree: GitTree.from(object), oid: entry.oid }",
+      "        })).tree;",
+      "",
+    ].join("\n"),
+  },
+  {
     // Writing an object deflates it with CompressionStream: a web stream per object, and the
     // zlib work queued on the thread pool. For many small objects the process waits on the
     // queue: writing 10,000 blobs took 33 s, 30 of them idle (--cpu-prof). Node's zlib

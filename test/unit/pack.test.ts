@@ -202,3 +202,33 @@ function packed(type: number, data: Buffer, baseId?: Buffer): Buffer {
   }
   return Buffer.concat([Buffer.from(header), ...(baseId ? [baseId] : []), deflateSync(data)]);
 }
+
+// hack/patch-deps.mjs keeps the trees read to resolve a path parsed in the repository's cache.
+describe("files read by path through kept trees (patched isomorphic-git)", () => {
+  let dir: string;
+  beforeEach(() => (dir = mkdtempSync(path.join(os.tmpdir(), "gitsync-trees-"))));
+  afterEach(() => rmSync(dir, { recursive: true, force: true }));
+
+  it("reads each commit's own bytes with one cache, and names what a path cannot reach", async () => {
+    const run = (...args: string[]): string => execFileSync("git", ["-C", dir, ...args], { encoding: "utf8" }).trim();
+    execFileSync("git", ["init", "-q", "-b", "main", dir]);
+    const commits: string[] = [];
+    for (const version of ["one", "two"]) {
+      fs.mkdirSync(path.join(dir, "svc", "deep"), { recursive: true });
+      fs.writeFileSync(path.join(dir, "svc", "deep", "file.txt"), `${version}\n`);
+      fs.writeFileSync(path.join(dir, "top.txt"), `top ${version}\n`);
+      run("add", "-A");
+      run("-c", "user.name=t", "-c", "user.email=t@example.com", "commit", "-q", "-m", version);
+      commits.push(run("rev-parse", "HEAD"));
+    }
+    const cache = {};
+    const read = async (oid: string, filepath: string): Promise<string> => Buffer.from((await git.readBlob({ fs, dir, oid, filepath, cache })).blob).toString();
+    for (let pass = 0; pass < 2; pass++) {
+      assert.equal(await read(commits[0] as string, "svc/deep/file.txt"), "one\n");
+      assert.equal(await read(commits[1] as string, "svc/deep/file.txt"), "two\n");
+      assert.equal(await read(commits[1] as string, "top.txt"), "top two\n");
+    }
+    await assert.rejects(read(commits[1] as string, "svc/missing.txt"), /file or directory found/);
+    await assert.rejects(read(commits[1] as string, "top.txt/inside"), (err: Error) => err.name === "ObjectTypeError");
+  });
+});
