@@ -86,10 +86,7 @@ export class ObjectBatch {
   /** The pack and its index, as bytes. */
   encode(): { pack: Buffer; index: Buffer; name: string } {
     const chunks: Buffer[] = [];
-    const header = Buffer.alloc(12);
-    header.write("PACK", 0, "latin1");
-    header.writeUInt32BE(2, 4);
-    header.writeUInt32BE(this.objects.size, 8);
+    const header = packHeader(this.objects.size);
     chunks.push(header);
     let offset = header.length;
     const entries: { oid: Buffer; crc: number; offset: number }[] = [];
@@ -122,8 +119,17 @@ export class ObjectBatch {
   }
 }
 
+/** A version 2 pack's header: the signature, the version and the number of objects. */
+export function packHeader(objects: number): Buffer {
+  const header = Buffer.alloc(12);
+  header.write("PACK", 0, "latin1");
+  header.writeUInt32BE(2, 4);
+  header.writeUInt32BE(objects, 8);
+  return header;
+}
+
 /** A packed object's header: the type and the inflated size, seven bits a byte after the first four. */
-function objectHeader(type: number, size: number): Buffer {
+export function objectHeader(type: number, size: number): Buffer {
   const bytes = [];
   let byte = (type << 4) | (size & 0x0f);
   let rest = Math.floor(size / 16);

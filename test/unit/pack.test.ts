@@ -6,7 +6,8 @@ import os from "node:os";
 import path from "node:path";
 import { deflateSync } from "node:zlib";
 import git from "isomorphic-git";
-import { commitObject, ObjectBatch, treeObject, type TreeItem } from "../../src/git/pack.js";
+import { commitObject, ObjectBatch, objectHeader, packHeader, treeObject, type TreeItem } from "../../src/git/pack.js";
+import { gitBlobId } from "../../src/util/gitid.js";
 
 const text = (s: string): Uint8Array => new TextEncoder().encode(s);
 
@@ -167,41 +168,22 @@ describe("packs native git wrote, indexed by the patched isomorphic-git", () => 
       delta(6, 0, ...copy(0, 6)), // the reserved instruction 0
     ];
 
-    const baseId = gitId("blob", base);
+    const baseId = gitBlobId(base);
+    // Pack entries: the type-and-size header, a ref-delta's base id, then the deflated bytes.
+    const packed = (type: number, data: Buffer, ...prefix: Buffer[]): Buffer => Buffer.concat([objectHeader(type, data.length), ...prefix, deflateSync(data)]);
     const objects = [packed(3, base), ...[good, ...lies].map((d) => packed(7, d, Buffer.from(baseId, "hex")))];
-    const header = Buffer.alloc(12);
-    header.write("PACK", 0, "latin1");
-    header.writeUInt32BE(2, 4);
-    header.writeUInt32BE(objects.length, 8);
-    const body = Buffer.concat([header, ...objects]);
+    const body = Buffer.concat([packHeader(objects.length), ...objects]);
     const dir = path.join(root, "lies");
     await git.init({ fs, dir });
     fs.writeFileSync(path.join(dir, ".git", "objects", "pack", "pack-lies.pack"), Buffer.concat([body, createHash("sha1").update(body).digest()]));
 
     const { oids } = await git.indexPack({ fs, dir, filepath: ".git/objects/pack/pack-lies.pack" });
-    const rebuilt = gitId("blob", Buffer.from("hello there"));
+    const rebuilt = gitBlobId(Buffer.from("hello there"));
     assert.deepEqual([...oids].sort(), [baseId, rebuilt].sort());
     const { object } = await git.readObject({ fs, dir, oid: rebuilt, format: "content" });
     assert.equal(Buffer.from(object as Uint8Array).toString(), "hello there");
   });
 });
-
-function gitId(type: string, object: Buffer): string {
-  return createHash("sha1").update(`${type} ${object.length}\0`).update(object).digest("hex");
-}
-
-/** One pack entry: the type-and-size header, a ref-delta's base id, then the deflated bytes. */
-function packed(type: number, data: Buffer, baseId?: Buffer): Buffer {
-  const header: number[] = [];
-  let size = data.length;
-  header.push((type << 4) | (size & 0x0f) | (size > 0x0f ? 0x80 : 0));
-  size = Math.floor(size / 16);
-  while (size > 0) {
-    header.push((size & 0x7f) | (size > 0x7f ? 0x80 : 0));
-    size = Math.floor(size / 128);
-  }
-  return Buffer.concat([Buffer.from(header), ...(baseId ? [baseId] : []), deflateSync(data)]);
-}
 
 // hack/patch-deps.mjs keeps the trees read to resolve a path parsed in the repository's cache.
 describe("files read by path through kept trees (patched isomorphic-git)", () => {
