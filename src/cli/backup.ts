@@ -18,7 +18,8 @@ import { isSshUrl, parseGitUrl } from "../util/giturl.js";
 import { assertRecipient } from "../partition/crypto.js";
 import { s3EndpointUrl } from "../util/url.js";
 import { commandGitCredentials, CredentialsFileError, SSH_FLAGS } from "./git-credentials.js";
-import { Bucket } from "../s3/bucket.js";
+import { Bucket, type S3Credentials } from "../s3/bucket.js";
+import { commandS3Credentials, halfKeyPair } from "./s3-credentials.js";
 import type { ProgressSink } from "../util/progress.js";
 import { commandProgress } from "./progress.js";
 
@@ -29,7 +30,12 @@ are downloaded, deletions are propagated (with guards), and the push is one whol
 
 Options (environment variable in brackets):
   --endpoint HOST:PORT|URL   S3 endpoint [MINIO_ENDPOINT]
-  --access-key, --secret-key credentials [MINIO_ACCESS_KEY, MINIO_SECRET_KEY]
+  --access-key, --secret-key credentials [MINIO_ACCESS_KEY, MINIO_SECRET_KEY]; without them the
+                             AWS SDK's default chain: AWS_ACCESS_KEY_ID + AWS_SECRET_ACCESS_KEY
+                             (+ AWS_SESSION_TOKEN), web identity (AWS_WEB_IDENTITY_TOKEN_FILE +
+                             AWS_ROLE_ARN, STS at AWS_ENDPOINT_URL_STS), container credentials,
+                             profiles (AWS_PROFILE), instance metadata
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY   proxies for S3, STS and git (lower case too)
   --bucket NAME              default cluster-backups [MINIO_BUCKET]
   --ssl                      use HTTPS for a bare host:port [MINIO_USE_SSL=true]
   --prefix P                 default clusterbackup/
@@ -58,7 +64,7 @@ Options (environment variable in brackets):
 /** Everything one run needs, resolved from flags first, then the old CronJob's environment. */
 export interface BackupOptions {
   bucket: { endpoint: string; bucket: string; insecure: boolean };
-  credentials: { accessKey: string; secretKey: string };
+  credentials: S3Credentials;
   /** The git destination; without it, a download-only mirror into workDir. */
   repo?: { url: string; branch: string; username: string; email: string; token?: string; sshKey?: string; knownHosts?: string };
   workDir?: string;
@@ -97,20 +103,33 @@ class UsageError extends Error {}
 
 type Flags = ReturnType<typeof parse>;
 
-function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
-  // A flag wins over the old CronJob's variable, which wins over the default.
-  const pick = (flag: keyof Flags, variable?: string): string | undefined => (values[flag] as string | undefined) ?? (variable ? env[variable] : undefined);
-  const pickOr = (flag: keyof Flags, variable: string | undefined, fallback: string): string => pick(flag, variable) ?? fallback;
+/** The endpoint and credentials: the flags, then the old CronJob's MINIO_* variables, then AWS_* keys, then the AWS SDK's chain. */
+function s3Access(
+  values: Flags,
+  env: NodeJS.ProcessEnv,
+  pick: (flag: keyof Flags, variable?: string) => string | undefined,
+): { endpoint: string; credentials: S3Credentials } {
   const endpoint = pick("endpoint", "MINIO_ENDPOINT");
-  const accessKey = pick("access-key", "MINIO_ACCESS_KEY");
-  const secretKey = pick("secret-key", "MINIO_SECRET_KEY");
-  if (!endpoint || !accessKey || !secretKey)
-    throw new UsageError("the S3 endpoint and credentials are required (MINIO_ENDPOINT, MINIO_ACCESS_KEY, MINIO_SECRET_KEY)");
+  if (!endpoint) throw new UsageError("the S3 endpoint is required (--endpoint or MINIO_ENDPOINT)");
   try {
     s3EndpointUrl(endpoint);
   } catch (err) {
     throw new UsageError(`${values.endpoint ? "--endpoint" : "MINIO_ENDPOINT"}: ${(err as Error).message}`);
   }
+  const keys = {
+    accessKey: pick("access-key", "MINIO_ACCESS_KEY") ?? env.AWS_ACCESS_KEY_ID,
+    secretKey: pick("secret-key", "MINIO_SECRET_KEY") ?? env.AWS_SECRET_ACCESS_KEY,
+  };
+  const half = halfKeyPair(keys, ["the access key (--access-key, MINIO_ACCESS_KEY)", "the secret key (--secret-key, MINIO_SECRET_KEY)"]);
+  if (half) throw new UsageError(half);
+  return { endpoint, credentials: commandS3Credentials(keys, env.AWS_REGION ?? "us-east-1", env) };
+}
+
+function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
+  // A flag wins over the old CronJob's variable, which wins over the default.
+  const pick = (flag: keyof Flags, variable?: string): string | undefined => (values[flag] as string | undefined) ?? (variable ? env[variable] : undefined);
+  const pickOr = (flag: keyof Flags, variable: string | undefined, fallback: string): string => pick(flag, variable) ?? fallback;
+  const { endpoint, credentials } = s3Access(values, env, pick);
   const repoUrl = pick("repo", "GIT_REPOSITORY");
   if (repoUrl) {
     try {
@@ -125,7 +144,7 @@ function resolveOptions(values: Flags, env: NodeJS.ProcessEnv): BackupOptions {
   const ssl = values.ssl ?? /^(1|true|yes)$/i.test(env.MINIO_USE_SSL ?? "");
   return {
     bucket: { endpoint, bucket: pickOr("bucket", "MINIO_BUCKET", "cluster-backups"), insecure: !ssl },
-    credentials: { accessKey, secretKey },
+    credentials,
     repo: repoUrl
       ? {
           url: repoUrl,

@@ -31,6 +31,12 @@ Options:
                                one status write per interval (default 5s)
   --webhook-secret NAME        Secret in the leader-election namespace with token, github-secret
                                and/or gitlab-token: enables POST /hooks/git
+  --no-object-identity         refuse serviceAccountName on S3 locations: every object with
+                               provider aws acts as the operator's own identity
+
+Git, S3 and STS connections go through HTTPS_PROXY / HTTP_PROXY except where NO_PROXY says
+(lower case too); an object's proxySecretRef takes precedence. S3 with provider aws and no keys
+uses the AWS SDK's default chain (AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, AWS_ENDPOINT_URL_STS, ...).
 `;
 
 /** Runs the manager with the given controllers until SIGTERM; returns the exit code. */
@@ -82,7 +88,7 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
         retryPeriodMs: durations.retryPeriodMs,
       },
     },
-    makeControllers({ workDirs }),
+    makeControllers({ workDirs, s3: { objectIdentity: !values["no-object-identity"] } }),
   );
   const webhookSecret = values["webhook-secret"];
   if (webhookSecret)
@@ -112,6 +118,7 @@ const OPERATOR_OPTIONS = {
   "webhook-secret": { type: "string" },
   concurrency: { type: "string" },
   "progress-interval": { type: "string", default: "5s" },
+  "no-object-identity": { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 

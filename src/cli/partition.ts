@@ -21,13 +21,19 @@ import { parseGitUrl, repoUnder } from "../util/giturl.js";
 import type { ProgressSink } from "../util/progress.js";
 import { commandProgress } from "./progress.js";
 import { commandGitCredentials, SSH_FLAGS } from "./git-credentials.js";
+import { commandS3Credentials, halfKeyPair } from "./s3-credentials.js";
 import { registerSecret } from "../util/redact.js";
 import { assertEd25519Key, assertIdentity, assertRecipient } from "../partition/crypto.js";
 
 export const PARTITION_USAGE = `Usage: gitsync partition produce|consume [options]
 
 Both read the old git-partition-sync environment:
-  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_S3_BUCKET   the bucket
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, AWS_S3_BUCKET   the bucket; without keys, the AWS SDK's
+                                                                       default chain (AWS_SESSION_TOKEN, web identity:
+                                                                       AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, STS at
+                                                                       AWS_ENDPOINT_URL_STS; container credentials,
+                                                                       profiles, instance metadata)
+  HTTPS_PROXY, HTTP_PROXY, NO_PROXY                                    proxies for S3, STS and git (lower case too)
   AWS_ENDPOINT_URL_S3 or AWS_ENDPOINT_URL                              an S3 endpoint other than AWS (e.g. MinIO)
   GITLAB_BASE_URL, GITLAB_USERNAME, GITLAB_TOKEN                       the source (produce) or destination (consume) server
   GIT_SSH_KEY_FILE (--ssh-key), GIT_SSH_KEY_PASSPHRASE,
@@ -102,15 +108,16 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
   return value;
 }
 
+/** The bucket; static keys when AWS_ACCESS_KEY_ID is set, else the AWS SDK's default chain, as the Go tool reads it. */
 function bucketFrom(env: NodeJS.ProcessEnv, insecure: boolean): Bucket {
-  const accessKey = required(env, "AWS_ACCESS_KEY_ID");
-  const secretKey = required(env, "AWS_SECRET_ACCESS_KEY");
-  registerSecret(secretKey);
-  const region = env.AWS_REGION ?? "us-east-1";
+  const keys = { accessKey: env.AWS_ACCESS_KEY_ID, secretKey: env.AWS_SECRET_ACCESS_KEY };
+  const half = halfKeyPair(keys, ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]);
+  if (half) throw new ConfigError(half);
+  const region = env.AWS_REGION ?? env.AWS_DEFAULT_REGION ?? "us-east-1";
   const endpoint = env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL ?? `https://s3.${region}.amazonaws.com`;
   return new Bucket(
     { endpoint, bucket: required(env, "AWS_S3_BUCKET"), region, insecure, forcePathStyle: Boolean(env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL) },
-    { accessKey, secretKey },
+    commandS3Credentials(keys, region, env),
   );
 }
 

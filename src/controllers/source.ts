@@ -3,11 +3,10 @@
 // failure as the kind's FetchFailed, retried. Shared by every kind that reads a repository.
 
 import type { GitSource } from "../crds/common.js";
-import { credentialsFromSecret } from "../git/auth.js";
 import { GitError, type GitRepository } from "../git/repo.js";
 import { retry, stall, type ReconcileError } from "../runtime/errors.js";
 import type { KubeClient } from "../runtime/kube.js";
-import { readSecret } from "../runtime/secrets.js";
+import { gitCredentials } from "./credentials.js";
 import type { ControllerDeps } from "./deps.js";
 
 export async function syncSource(
@@ -17,8 +16,8 @@ export async function syncSource(
   source: GitSource,
   condition: string,
 ): Promise<{ repo: GitRepository; commit: string }> {
-  const { url, ref = { branch: "main" }, secretRef } = source;
-  const credentials = secretRef ? credentialsFromSecret(await readSecret(where.kube, where.namespace, secretRef.name, condition), secretRef.name) : undefined;
+  const { url, ref = { branch: "main" } } = source;
+  const credentials = await gitCredentials({ kube: where.kube, namespace: where.namespace, condition }, source);
   try {
     const { repo, commit } = await deps.workDirs.syncClone(url, ref, credentials, { fresh: where.requested });
     return { repo, commit };

@@ -2,15 +2,16 @@
 // an S3 bucket, as reviewable commits.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitUrl, s3Location, secretRef, type KindDefinition } from "./common.js";
+import { commonSpecFields, commonStatusFields, gitUrl, proxySecretRef, s3IdentityStatus, s3LocationWith, secretRef, type KindDefinition } from "./common.js";
 
 export const clusterBackupSyncSpec = z.object({
   ...commonSpecFields,
-  source: s3Location.extend({ prefix: z.string().default("clusterbackup/") }),
+  source: s3LocationWith({ prefix: z.string().default("clusterbackup/") }),
   destination: z.object({
     url: gitUrl,
     branch: z.string().min(1).default("main"),
     secretRef: secretRef.optional(),
+    proxySecretRef: proxySecretRef.optional(),
     path: z.string().default("").describe("Folder in the repo; keys are kept as they are below it."),
     author: z.object({ name: z.string().min(1), email: z.string().min(3) }).default({ name: "gitsync-operator", email: "gitsync-operator@gitsync.dev" }),
   }),
@@ -37,6 +38,7 @@ export const clusterBackupSyncStatus = z.object({
   lastSyncTime: z.string().optional(),
   lastSuccessfulSyncTime: z.string().optional(),
   nextSyncTime: z.string().optional(),
+  identity: s3IdentityStatus.optional(),
   lastCommit: z.string().optional().describe("The full id of the last commit pushed."),
   lastCommitShort: z.string().optional().describe("The last commit pushed, as branch@sha1:abcdef12."),
   revision: z.string().optional(),

@@ -60,18 +60,26 @@ function problem(check: () => unknown): string | undefined {
 
 const gitUrlError = (url: string): string | undefined => problem(() => parseGitUrl(url));
 
+/** An object's own proxy (Flux's proxySecretRef); without one, the operator's HTTPS_PROXY, HTTP_PROXY and NO_PROXY apply. */
+export const proxySecretRef = secretRef.describe(
+  "Secret with the proxy's address (http://host:port) and optional username and password, used for every connection of this object; default the operator's HTTPS_PROXY, HTTP_PROXY and NO_PROXY.",
+);
+
 export const gitSource = z.object({
   url: gitUrl.describe("The repository: https://, ssh:// or scp-like user@host:path."),
   ref: gitRef.optional().describe("Exactly one of branch, tag or commit; default the branch main."),
   secretRef: secretRef
     .optional()
-    .describe("HTTP(S): username + password (or token), or bearerToken; optional ca.crt. SSH: identity, known_hosts and optional password (Flux's format)."),
+    .describe(
+      "HTTP(S): username + password (or token), or bearerToken; optional ca.crt, and tls.crt + tls.key for a client certificate. SSH: identity, known_hosts and optional password (Flux's format).",
+    ),
   path: z.string().optional().describe("Folder inside the repository."),
+  proxySecretRef: proxySecretRef.optional(),
 });
 
 const endpointError = (endpoint: string): string | undefined => problem(() => s3EndpointUrl(endpoint));
 
-export const s3Location = z.object({
+const s3LocationFields = {
   endpoint: z
     .string()
     .min(1)
@@ -79,11 +87,54 @@ export const s3Location = z.object({
     .describe("S3 endpoint, e.g. https://minio.example:9000."),
   bucket: z.string().min(3).max(63),
   region: z.string().default("us-east-1"),
-  prefix: z.string().optional(),
   insecure: z.boolean().default(false).describe("Use plain HTTP."),
   forcePathStyle: z.boolean().default(true),
-  secretRef: secretRef.optional().describe("Secret with accesskey and secretkey; optional ca.crt."),
-});
+  provider: z
+    .enum(["generic", "aws"])
+    .default("generic")
+    .describe(
+      "generic: static keys from secretRef. aws: secretRef's keys if it holds any, else serviceAccountName's role, else the AWS SDK's default chain of the operator's own identity (IRSA, EKS Pod Identity, profiles, instance metadata).",
+    ),
+  serviceAccountName: z
+    .string()
+    .min(1)
+    .max(253)
+    .optional()
+    .describe("provider aws: a ServiceAccount in this namespace whose eks.amazonaws.com/role-arn is assumed with a token the operator requests for it."),
+  secretRef: secretRef
+    .optional()
+    .describe("Secret with accesskey and secretkey (optional sessiontoken); optional ca.crt, and tls.crt + tls.key for a client certificate."),
+  proxySecretRef: proxySecretRef.optional(),
+};
+
+const SERVICE_ACCOUNT_NEEDS_AWS = "serviceAccountName needs provider: aws";
+const awsWhenServiceAccount = (s: Partial<Record<"serviceAccountName" | "provider", unknown>>): boolean => !s.serviceAccountName || s.provider === "aws";
+
+/** An S3 location with its key prefix (each kind has its own default); a ServiceAccount identity is an AWS one. */
+// eslint-disable-next-line @typescript-eslint/explicit-module-boundary-types -- the schema's type is what zod infers from `extra`
+export function s3LocationWith<Extra extends z.ZodRawShape>(extra: Extra) {
+  return z
+    .object({ ...s3LocationFields, ...extra })
+    .refine((s) => awsWhenServiceAccount(s), {
+      message: SERVICE_ACCOUNT_NEEDS_AWS,
+      path: ["serviceAccountName"],
+    })
+    .meta({ "x-kubernetes-validations": [{ rule: "!has(self.serviceAccountName) || self.provider == 'aws'", message: SERVICE_ACCOUNT_NEEDS_AWS }] });
+}
+
+export const s3Location = s3LocationWith({ prefix: z.string().optional() });
+
+/** What status shows of the identity a bucket was reached with: never a key or a token. */
+export const s3IdentityStatus = z
+  .object({
+    provider: z.enum(["generic", "aws"]),
+    source: z
+      .enum(["secret", "serviceAccount", "operator"])
+      .describe("secret: static keys; serviceAccount: the object's own; operator: the operator's default chain."),
+    roleArn: z.string().optional(),
+    serviceAccount: z.string().optional(),
+  })
+  .describe("The identity the bucket was last reached with.");
 
 export const condition = z.object({
   type: z.string(),
@@ -112,6 +163,7 @@ export const commonStatusFields = {
 
 export type GitSource = z.infer<typeof gitSource>;
 export type S3Location = z.infer<typeof s3Location>;
+export type S3IdentityStatus = z.infer<typeof s3IdentityStatus>;
 
 export interface PrinterColumn {
   name: string;

@@ -4,7 +4,17 @@
 // the consumer inside.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitServerUrl, gitUrl, s3Location, secretRef, type KindDefinition } from "./common.js";
+import {
+  commonSpecFields,
+  commonStatusFields,
+  gitServerUrl,
+  gitUrl,
+  proxySecretRef,
+  s3IdentityStatus,
+  s3Location,
+  secretRef,
+  type KindDefinition,
+} from "./common.js";
 
 const branch = z.string().min(1).max(255);
 
@@ -12,7 +22,8 @@ const producerRepo = z.object({
   source: z.object({
     url: gitUrl.describe("The source repository: https://, ssh:// or scp-like user@host:path."),
     branch: branch.describe("The branch whose tip is shipped."),
-    secretRef: secretRef.optional().describe("Secret with username + password (or token), or bearerToken; optional ca.crt."),
+    secretRef: secretRef.optional().describe("Secret with username + password (or token), or bearerToken; optional ca.crt, tls.crt and tls.key."),
+    proxySecretRef: proxySecretRef.optional(),
   }),
   destination: z.object({
     group: z.string().min(1).describe("The destination project's group (subgroups with /)."),
@@ -41,6 +52,7 @@ export const partitionSyncSpec = z
         ),
         secretRef: secretRef.optional().describe("Secret with username + password (or token)."),
         caSecretRef: secretRef.optional().describe("Secret with ca.crt for the destination's TLS."),
+        proxySecretRef: proxySecretRef.optional(),
       })
       .optional()
       .describe("Consumer: where repositories are pushed."),
@@ -85,6 +97,7 @@ export const partitionSyncStatus = z.object({
   repoCount: z.number().int().optional(),
   synced: z.number().int().optional(),
   lastSyncTime: z.string().optional(),
+  identity: s3IdentityStatus.optional(),
   unreadableKeys: z.array(z.string()).optional(),
 });
 

@@ -6,6 +6,7 @@ import type { IncomingMessage } from "node:http";
 import { collect, http } from "../util/node-http.js";
 import https from "node:https";
 import type { GitHttpRequest, GitHttpResponse, HttpClient } from "isomorphic-git";
+import { proxyAgentOptions, proxyName } from "../util/proxy.js";
 
 export interface TransportStats {
   /** Fetch negotiations: the requests that can carry a packfile. */
@@ -26,10 +27,25 @@ export interface ReleasableHttpClient extends HttpClient {
   release(): void;
 }
 
-export function createHttpClient(caCert?: string, stats?: TransportStats): ReleasableHttpClient {
+/** How the client connects: a CA to trust, a client certificate, and the proxy chosen for the repository (util/proxy.ts). */
+export interface HttpClientOptions {
+  caCert?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  proxy?: string;
+}
+
+export function createHttpClient(options: HttpClientOptions = {}, stats?: TransportStats): ReleasableHttpClient {
+  const { caCert, tlsCert, tlsKey, proxy } = options;
+  const proxied = proxyAgentOptions(proxy);
   const agents = {
-    https: new https.Agent({ keepAlive: true, ...(caCert ? { ca: caCert } : {}) }),
-    http: new http.Agent({ keepAlive: true }),
+    https: new https.Agent({
+      keepAlive: true,
+      ...proxied,
+      ...(caCert ? { ca: caCert } : {}),
+      ...(tlsCert && tlsKey ? { cert: tlsCert, key: tlsKey } : {}),
+    }),
+    http: new http.Agent({ keepAlive: true, ...proxied }),
   };
   return {
     release() {
@@ -47,7 +63,7 @@ export function createHttpClient(caCert?: string, stats?: TransportStats): Relea
           { method: req.method ?? "GET", headers: req.headers, agent: url.protocol === "https:" ? agents.https : agents.http },
           resolve,
         );
-        outgoing.on("error", reject);
+        outgoing.on("error", (err: Error) => reject(proxy ? viaProxy(err, proxy) : err));
         outgoing.end(body);
       });
       return {
@@ -60,6 +76,11 @@ export function createHttpClient(caCert?: string, stats?: TransportStats): Relea
       };
     },
   };
+}
+
+/** A connection error through a proxy, naming the proxy (never its credentials). */
+function viaProxy(err: Error, proxy: string): Error {
+  return Object.assign(new Error(`${err.message} (via proxy ${proxyName(proxy)})`, { cause: err }), { code: (err as { code?: string }).code });
 }
 
 function count(stats: TransportStats, method: string, url: URL, body: Buffer | undefined): void {

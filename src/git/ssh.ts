@@ -18,6 +18,7 @@ import { knownHostsName } from "../util/giturl.js";
 import { onFirstUse } from "../util/lazy.js";
 import { fingerprint, hostKeyAlgorithms, keysFor } from "./known-hosts.js";
 import { collect } from "../util/node-http.js";
+import { proxyName, tunnel } from "../util/proxy.js";
 import { counted, countRequest, type TransportStats } from "./http.js";
 
 export interface SshTarget {
@@ -32,6 +33,8 @@ export interface SshAuth {
   identity: string;
   passphrase?: string;
   knownHosts: string;
+  /** An HTTP proxy to tunnel through with CONNECT (util/proxy.ts chose it), credentials included. */
+  proxy?: string;
 }
 
 export type SshErrorKind = "auth" | "host-key" | "not-found" | "network" | "config";
@@ -120,9 +123,14 @@ export class SshHttpClient implements HttpClient {
     conn?.then((c) => c.end()).catch(() => undefined);
   }
 
-  private get where(): string {
+  private get address(): string {
     const host = this.target.host.includes(":") ? `[${this.target.host}]` : this.target.host;
     return `ssh://${host}${this.target.port === 22 ? "" : `:${this.target.port}`}`;
+  }
+
+  /** The server as errors name it, with the proxy it is reached through. */
+  private get where(): string {
+    return `${this.address}${this.auth.proxy ? ` (via proxy ${proxyName(this.auth.proxy)})` : ""}`;
   }
 
   private async open(service: string, v2: boolean): Promise<Session> {
@@ -139,10 +147,15 @@ export class SshHttpClient implements HttpClient {
       this.release();
       throw new SshError("network", `${this.where}: cannot run ${service}: ${(err as Error).message}`, { cause: err });
     });
-    return new Session(service, conn, channel, `${this.where}${this.target.path.startsWith("/") ? "" : "/"}${this.target.path}`);
+    return new Session(service, conn, channel, `${this.address}${this.target.path.startsWith("/") ? "" : "/"}${this.target.path}`);
   }
 
-  private connect(): Promise<Client> {
+  private async connect(): Promise<Client> {
+    const sock = this.auth.proxy
+      ? await tunnel(this.auth.proxy, this.target.host, this.target.port, READY_TIMEOUT_MS).catch((err: unknown) => {
+          throw new SshError("network", `${this.where}: ${(err as Error).message}`, { cause: err });
+        })
+      : undefined;
     const name = knownHostsName(this.target.host, this.target.port);
     const known = keysFor(this.auth.knownHosts, name);
     let offered: Buffer | undefined;
@@ -153,6 +166,7 @@ export class SshHttpClient implements HttpClient {
       privateKey: this.auth.identity,
       passphrase: this.auth.passphrase,
       readyTimeout: READY_TIMEOUT_MS,
+      ...(sock ? { sock } : {}),
       algorithms: { serverHostKey: hostKeyAlgorithms(known) as NonNullable<ConnectConfig["algorithms"]>["serverHostKey"] },
       hostVerifier: (key: Buffer) => {
         offered = key;

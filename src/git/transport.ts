@@ -4,6 +4,7 @@
 
 import type { HttpClient } from "isomorphic-git";
 import { parseGitUrl } from "../util/giturl.js";
+import { proxyFor } from "../util/proxy.js";
 import { safeUrl } from "../util/redact.js";
 import { authHeaders, type GitCredentials } from "./auth.js";
 import { GitError } from "./errors.js";
@@ -28,7 +29,10 @@ export function openTransport(url: string, credentials?: GitCredentials, stats?:
     throw new GitError("invalid", (err as Error).message, err);
   }
   if (parsed.transport === "http") {
-    const client = createHttpClient(credentials?.caCert, stats);
+    const target = new URL(url);
+    const port = Number(target.port || (target.protocol === "https:" ? 443 : 80));
+    const proxy = proxyFor({ protocol: target.protocol, hostname: target.hostname, port }, process.env, credentials?.proxy);
+    const client = createHttpClient({ caCert: credentials?.caCert, tlsCert: credentials?.tlsCert, tlsKey: credentials?.tlsKey, proxy }, stats);
     return { http: client, url, headers: authHeaders(credentials), release: () => client.release() };
   }
   const where = safeUrl(url);
@@ -37,7 +41,8 @@ export function openTransport(url: string, credentials?: GitCredentials, stats?:
     throw new GitError("invalid", `${where}: known_hosts is required for SSH (the Secret's known_hosts, or GIT_KNOWN_HOSTS): host keys are always checked`);
   let client: SshHttpClient;
   try {
-    client = new SshHttpClient(parsed, { identity: credentials.identity, passphrase: credentials.password, knownHosts: credentials.knownHosts }, stats);
+    const proxy = proxyFor({ protocol: "ssh:", hostname: parsed.host, port: parsed.port }, process.env, credentials.proxy);
+    client = new SshHttpClient(parsed, { identity: credentials.identity, passphrase: credentials.password, knownHosts: credentials.knownHosts, proxy }, stats);
   } catch (err) {
     if (err instanceof SshError) throw sshGitError(err);
     throw err;

@@ -19,13 +19,28 @@ import { onFirstUse } from "../util/lazy.js";
 import { collect, http } from "../util/node-http.js";
 import type { ObjectInfo } from "../util/objects.js";
 import { mapLimit } from "../util/pool.js";
+import { proxyAgentOptions, proxyFor, proxyName, type ProxySecret } from "../util/proxy.js";
 import { registerSecret } from "../util/redact.js";
 import { s3EndpointUrl } from "../util/url.js";
+import { CredentialsError, type AwsKeys, type KeysProvider } from "./credentials.js";
 
+/**
+ * What reaching a bucket takes: static keys (a Secret's accesskey and secretkey, with an
+ * optional session token), or a provider of temporary keys (s3/credentials.ts); the TLS
+ * settings (a CA, a client certificate); and an object's own proxy, else the environment's.
+ */
 export interface S3Credentials {
-  accessKey: string;
-  secretKey: string;
+  accessKey?: string;
+  secretKey?: string;
+  sessionToken?: string;
+  /** Temporary keys, asked for again before they expire; used when no static keys are given. */
+  provider?: KeysProvider;
   caCert?: string;
+  /** A client certificate and its key (PEM), for servers that require one. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** The object's own proxy (proxySecretRef); without one, HTTPS_PROXY/HTTP_PROXY/NO_PROXY decide. */
+  proxy?: ProxySecret;
 }
 
 export interface BucketLocation {
@@ -72,15 +87,25 @@ class S3ResponseError extends Error {
   }
 }
 
-/** Reads a Secret's accesskey/secretkey (and ca.crt), registering them for redaction. */
-export function s3CredentialsFromSecret(data: Record<string, string>, secretName: string): S3Credentials {
+/**
+ * Reads a Secret's accesskey/secretkey (optional sessiontoken), ca.crt, tls.crt and tls.key,
+ * registering the secret values for redaction. With `keysOptional` (provider aws) the Secret
+ * may hold only TLS settings, and the keys come from elsewhere.
+ */
+export function s3CredentialsFromSecret(data: Record<string, string>, secretName: string, keysOptional = false): S3Credentials {
   const accessKey = data.accesskey;
   const secretKey = data.secretkey;
-  if (!accessKey || !secretKey) throw new Error(`Secret ${secretName} must hold accesskey and secretkey`);
+  if ((!accessKey || !secretKey) && !(keysOptional && !accessKey && !secretKey)) throw new Error(`Secret ${secretName} must hold accesskey and secretkey`);
+  if (Boolean(data["tls.crt"]) !== Boolean(data["tls.key"])) throw new Error(`Secret ${secretName} must hold both tls.crt and tls.key, or neither`);
   registerSecret(accessKey);
   registerSecret(secretKey);
-  return { accessKey, secretKey, caCert: data["ca.crt"] };
+  registerSecret(data.sessiontoken);
+  registerSecret(data["tls.key"]);
+  return { accessKey, secretKey, sessionToken: data.sessiontoken, caCert: data["ca.crt"], tlsCert: data["tls.crt"], tlsKey: data["tls.key"] };
 }
+
+/** Whether the credentials carry static keys (which take priority over any provider). */
+export const hasStaticKeys = (credentials: S3Credentials): boolean => Boolean(credentials.accessKey && credentials.secretKey);
 
 interface S3Request {
   method: "GET" | "PUT" | "DELETE";
@@ -112,17 +137,36 @@ export class Bucket {
   private readonly target: URL;
   /** The path before a key: the endpoint's own path, and the bucket when path-style. */
   private readonly bucketPath: string;
+  /** The proxy every request goes through, if any (credentials included; shown only by proxyName). */
+  private readonly proxy: string | undefined;
 
   constructor(
     readonly location: BucketLocation,
     private readonly credentials: S3Credentials,
   ) {
     this.endpoint = new URL(s3EndpointUrl(location.endpoint, location.insecure));
-    this.where = `s3 bucket ${location.bucket} at ${this.endpoint.origin}`;
+    if (!hasStaticKeys(credentials) && !credentials.provider)
+      throw new CredentialsError(`no credentials for s3 bucket ${location.bucket}: neither static keys nor a provider`);
+    this.proxy = proxyFor(
+      {
+        protocol: this.endpoint.protocol,
+        hostname: this.endpoint.hostname,
+        port: Number(this.endpoint.port || (this.endpoint.protocol === "https:" ? 443 : 80)),
+      },
+      process.env,
+      credentials.proxy,
+    );
+    this.where = `s3 bucket ${location.bucket} at ${this.endpoint.origin}${this.proxy ? ` via proxy ${proxyName(this.proxy)}` : ""}`;
+    const proxied = proxyAgentOptions(this.proxy);
     this.agent =
       this.endpoint.protocol === "https:"
-        ? new https.Agent({ keepAlive: true, ...(credentials.caCert ? { ca: credentials.caCert } : {}) })
-        : new http.Agent({ keepAlive: true });
+        ? new https.Agent({
+            keepAlive: true,
+            ...proxied,
+            ...(credentials.caCert ? { ca: credentials.caCert } : {}),
+            ...(credentials.tlsCert && credentials.tlsKey ? { cert: credentials.tlsCert, key: credentials.tlsKey } : {}),
+          })
+        : new http.Agent({ keepAlive: true, ...proxied });
     const pathStyle = location.forcePathStyle ?? true;
     this.target = new URL(this.endpoint.origin);
     if (!pathStyle) this.target.hostname = `${location.bucket}.${this.target.hostname}`;
@@ -219,13 +263,23 @@ export class Bucket {
       try {
         return await this.sendOnce(request);
       } catch (err) {
+        if (err instanceof CredentialsError) throw err;
         const transient = err instanceof S3ResponseError ? err.status >= 500 || err.status === 429 : !request.signal?.aborted;
         if (!transient || attempt >= ATTEMPTS) throw err;
       }
     }
   }
 
-  private sendOnce(request: S3Request): Promise<IncomingMessage> {
+  /** The keys to sign with now: the static ones, or the provider's (refreshed before they expire). */
+  private async keys(): Promise<AwsKeys> {
+    const { accessKey, secretKey, sessionToken, provider } = this.credentials;
+    if (accessKey && secretKey) return { accessKeyId: accessKey, secretAccessKey: secretKey, sessionToken };
+    if (!provider) throw new CredentialsError(`no credentials for ${this.where}`);
+    return provider();
+  }
+
+  private async sendOnce(request: S3Request): Promise<IncomingMessage> {
+    const keys = await this.keys();
     const keyPath = request.key === undefined ? "" : `/${request.key.split("/").map(encodeSegment).join("/")}`;
     const query = request.query ? `?${new URLSearchParams(request.query).toString().replace(/\+/g, "%20")}` : "";
     const signed = aws4().sign(
@@ -237,7 +291,7 @@ export class Bucket {
         region: this.location.region ?? "us-east-1",
         headers: { ...request.headers, "X-Amz-Content-Sha256": request.bodySha256 ?? EMPTY_SHA256 },
       },
-      { accessKeyId: this.credentials.accessKey, secretAccessKey: this.credentials.secretKey },
+      { accessKeyId: keys.accessKeyId, secretAccessKey: keys.secretAccessKey, ...(keys.sessionToken ? { sessionToken: keys.sessionToken } : {}) },
     );
     const transport = this.endpoint.protocol === "https:" ? https : http;
     return new Promise<IncomingMessage>((resolve, reject) => {
@@ -285,11 +339,17 @@ export class Bucket {
     try {
       return await fn();
     } catch (err) {
+      if (err instanceof CredentialsError) throw new S3Error("auth", `cannot reach ${this.where}: ${err.message}`, err);
       if (err instanceof S3ResponseError) {
         const { status, code } = err;
         // versitygw answers an unknown access key with XAdminUserNotFound and HTTP 404, not 403.
-        if (status === 401 || status === 403 || /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|XAdminUserNotFound/.test(code)) {
-          throw new S3Error("auth", `access denied to ${this.where} (${code}): check accesskey and secretkey in the Secret`, err);
+        if (
+          status === 401 ||
+          status === 403 ||
+          /AccessDenied|InvalidAccessKeyId|SignatureDoesNotMatch|XAdminUserNotFound|ExpiredToken|InvalidToken/.test(code)
+        ) {
+          const check = hasStaticKeys(this.credentials) ? "check accesskey and secretkey in the Secret" : "check the role's policy and the identity's trust";
+          throw new S3Error("auth", `access denied to ${this.where} (${code}): ${check}`, err);
         }
         if (code === "NoSuchKey") throw new S3Error("no-such-key", `failed to ${what} ${this.where}: no such key (listed, then not found)`, err);
         if (code === "NoSuchBucket" || status === 404) throw new S3Error("not-found", `${this.where} not found (${code})`, err);

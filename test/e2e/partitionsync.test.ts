@@ -62,6 +62,7 @@ eachS3Server(
       endpoint: server().endpoint,
       bucket: BUCKET,
       insecure: true,
+      provider: "generic",
       secretRef: { name: "s3" },
       prefix,
       region: "us-east-1",

@@ -51,7 +51,7 @@ export function createSecret(namespace: string, name: string, data: Record<strin
 async function grantOperator(): Promise<void> {
   const chartRules = (file: string): unknown[] => parse(readFileSync(path.join(ROOT, "deploy/helm/gitsync-operator/files", file), "utf8")) as unknown[];
   // The chart grants the Lease rules in its own namespace only; the suite's operators use gitsync-system.
-  const rules = [...chartRules("rbac-rules.yaml"), ...chartRules("lease-rules.yaml")];
+  const rules = [...chartRules("rbac-rules.yaml"), ...chartRules("identity-rules.yaml"), ...chartRules("lease-rules.yaml")];
   // The Probe kind and its ConfigMaps exist only in this suite.
   rules.push(
     { apiGroups: ["e2e.gitsync.dev"], resources: ["*"], verbs: ["get", "list", "watch", "patch", "update"] },

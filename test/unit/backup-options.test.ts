@@ -49,12 +49,31 @@ describe("gitsync backup sync options (flags, then the old CronJob's environment
     assert.equal(o.workDir, "/backups");
   });
 
+  it("takes static keys first, with AWS_SESSION_TOKEN, and the AWS SDK's default chain when no keys are given", () => {
+    const withToken = options(resolveBackupCommand(["sync"], { ...CRONJOB_ENV, AWS_SESSION_TOKEN: "session-token-1" }));
+    assert.deepEqual(withToken.credentials, { accessKey: "access", secretKey: CRONJOB_ENV.MINIO_SECRET_KEY, sessionToken: "session-token-1" });
+    const awsKeys = options(
+      resolveBackupCommand(["sync"], {
+        ...CRONJOB_ENV,
+        MINIO_ACCESS_KEY: undefined,
+        MINIO_SECRET_KEY: undefined,
+        AWS_ACCESS_KEY_ID: "a",
+        AWS_SECRET_ACCESS_KEY: "s-key",
+      }),
+    );
+    assert.equal(awsKeys.credentials.accessKey, "a");
+    const chain = options(resolveBackupCommand(["sync"], { ...CRONJOB_ENV, MINIO_ACCESS_KEY: undefined, MINIO_SECRET_KEY: undefined }));
+    assert.equal(chain.credentials.accessKey, undefined);
+    assert.equal(typeof chain.credentials.provider, "function");
+  });
+
   it("uses HTTPS when MINIO_USE_SSL is true", () => {
     assert.equal(options(resolveBackupCommand(["sync"], { ...CRONJOB_ENV, MINIO_USE_SSL: "true" })).bucket.insecure, false);
   });
 
   const errors: [string, string[], Record<string, string | undefined>, RegExp][] = [
-    ["no S3 credentials", ["sync"], { ...CRONJOB_ENV, MINIO_SECRET_KEY: undefined }, /MINIO_SECRET_KEY/],
+    ["half a key pair", ["sync"], { ...CRONJOB_ENV, MINIO_SECRET_KEY: undefined }, /the secret key \(--secret-key, MINIO_SECRET_KEY\) is not set/],
+    ["no endpoint", ["sync"], { ...CRONJOB_ENV, MINIO_ENDPOINT: undefined }, /S3 endpoint is required/],
     ["neither a repository nor a folder", ["sync"], { ...CRONJOB_ENV, GIT_REPOSITORY: undefined }, /GIT_REPOSITORY .* or WORK_DIR/],
     ["a retry delay that is no duration", ["sync"], { ...CRONJOB_ENV, RETRY_DELAY: "soon" }, /RETRY_DELAY/],
     ["a concurrency that is no number", ["sync", "--concurrency", "many"], CRONJOB_ENV, /--concurrency must be a whole number, not "many"/],

@@ -229,6 +229,7 @@ describe("gitsync partition refuses a bad configuration up front (exit 2, before
       { RECONCILE_SLEEP_TIME: "often" },
       /RECONCILE_SLEEP_TIME: invalid duration "often"/,
     ],
+    ["half an AWS key pair", ["produce"], { AWS_SECRET_ACCESS_KEY: undefined }, /AWS_SECRET_ACCESS_KEY is not set \(AWS_ACCESS_KEY_ID is\)/],
     ["a --full-every that is no number", ["produce", "--format", "Bundle", "--full-every", "x"], {}, /--full-every must be a whole number/],
     ["a verify key that is no Ed25519 key", ["consume", "--verify-key", "%DIR%/desired.yaml"], {}, /desired\.yaml: not an Ed25519 public key/],
   ];

@@ -124,7 +124,7 @@ describe("steps", () => {
   });
 
   it("accepts every registered kind, each built from the kind it is registered with", () => {
-    const deps = { workDirs: new WorkDirs("/nonexistent/gitsync-unit") };
+    const deps = { workDirs: new WorkDirs("/nonexistent/gitsync-unit"), s3: { objectIdentity: true } };
     for (const registration of registrations) {
       const controller = registration.controller(deps);
       assert.equal(controller.kind, registration.kind);

@@ -10,15 +10,14 @@ import {
   type ClusterBackupSyncStatus,
 } from "../../crds/clusterbackupsync.js";
 import { runBackupSync, type SyncResult } from "../../engines/backup.js";
-import { credentialsFromSecret } from "../../git/auth.js";
 import { GitError, GitRepository } from "../../git/repo.js";
 import { retry, stall } from "../../runtime/errors.js";
 import { registry } from "../../runtime/metrics.js";
 import type { ControllerDefinition, KindStep, ReconcileContext } from "../../runtime/reconciler.js";
-import { readSecret } from "../../runtime/secrets.js";
-import { Bucket, S3Error, s3CredentialsFromSecret } from "../../s3/bucket.js";
+import { S3Error, type Bucket } from "../../s3/bucket.js";
 import { parseDuration } from "../../util/duration.js";
 import { cronParser } from "../../util/lazy.js";
+import { gitCredentials, openBucket } from "../credentials.js";
 import type { ControllerDeps } from "../deps.js";
 import { gitFailure } from "../source.js";
 
@@ -90,17 +89,10 @@ function sync(deps: ControllerDeps): CbsStep {
 async function connect(deps: ControllerDeps, ctx: Ctx): Promise<{ bucket: Bucket; repo: GitRepository }> {
   const { source, destination } = ctx.object.spec;
   const namespace = ctx.object.metadata.namespace ?? "default";
-  if (!source.secretRef) {
-    throw stall("spec.source.secretRef: a Secret with accesskey and secretkey is required", {
-      condition: Condition.FetchFailed,
-      reason: Reason.MissingCredentials,
-    });
-  }
-  const s3 = s3CredentialsFromSecret(await readSecret(ctx.kube, namespace, source.secretRef.name, Condition.FetchFailed), source.secretRef.name);
-  const git = destination.secretRef
-    ? credentialsFromSecret(await readSecret(ctx.kube, namespace, destination.secretRef.name, Condition.PushFailed), destination.secretRef.name)
-    : undefined;
-  return { bucket: new Bucket(source, s3), repo: new GitRepository(destination.url, deps.workDirs.cloneDir(destination.url), git) };
+  const { bucket, identity } = await openBucket({ kube: ctx.kube, namespace, condition: Condition.FetchFailed }, source, "spec.source", deps.s3);
+  ctx.status.identity = identity;
+  const git = await gitCredentials({ kube: ctx.kube, namespace, condition: Condition.PushFailed }, destination);
+  return { bucket, repo: new GitRepository(destination.url, deps.workDirs.cloneDir(destination.url), git) };
 }
 
 function engineRequest(spec: ClusterBackupSyncSpec): Omit<Parameters<typeof runBackupSync>[0], "bucket" | "repo"> {

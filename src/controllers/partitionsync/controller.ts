@@ -12,11 +12,12 @@ import {
   type PartitionSyncStatus,
 } from "../../crds/partitionsync.js";
 import { consume, produce, type ProducerRepo, type RepoOutcome, type Stage } from "../../engines/partition.js";
-import { credentialsFromSecret, type GitCredentials } from "../../git/auth.js";
+import type { GitCredentials } from "../../git/auth.js";
 import { retry, stall } from "../../runtime/errors.js";
 import type { ControllerDefinition, KindStep, ReconcileContext } from "../../runtime/reconciler.js";
 import { readSecret } from "../../runtime/secrets.js";
-import { Bucket, S3Error, s3CredentialsFromSecret } from "../../s3/bucket.js";
+import { S3Error, type Bucket } from "../../s3/bucket.js";
+import { gitCredentials, openBucket } from "../credentials.js";
 import type { ControllerDeps } from "../deps.js";
 
 type Ctx = ReconcileContext<PartitionSyncSpec, PartitionSyncStatus>;
@@ -42,18 +43,16 @@ async function secretValue(ctx: Ctx, name: string, key: string, condition: strin
   return value;
 }
 
-async function gitCredentials(ctx: Ctx, name: string | undefined, condition: string, caName?: string): Promise<GitCredentials | undefined> {
-  const creds = name ? credentialsFromSecret(await readSecret(ctx.kube, namespaceOf(ctx), name, condition), name) : undefined;
+/** Git credentials and proxy of a source or destination; with caName, the ca.crt of that Secret as well. */
+async function repoCredentials(
+  ctx: Ctx,
+  refs: { secretRef?: { name: string }; proxySecretRef?: { name: string } },
+  condition: string,
+  caName?: string,
+): Promise<GitCredentials | undefined> {
+  const creds = await gitCredentials({ kube: ctx.kube, namespace: namespaceOf(ctx), condition }, refs);
   if (!caName) return creds;
   return { ...creds, caCert: await secretValue(ctx, caName, "ca.crt", condition) };
-}
-
-async function openBucket(ctx: Ctx): Promise<Bucket> {
-  const { bucket } = ctx.object.spec;
-  if (!bucket.secretRef)
-    throw stall("spec.bucket.secretRef: a Secret with accesskey and secretkey is required", { condition: Condition.FetchFailed, reason: Reason.MissingSecret });
-  const data = await readSecret(ctx.kube, namespaceOf(ctx), bucket.secretRef.name, Condition.FetchFailed);
-  return new Bucket(bucket, s3CredentialsFromSecret(data, bucket.secretRef.name));
 }
 
 async function runProducer(deps: ControllerDeps, ctx: Ctx, bucket: Bucket): Promise<RepoOutcome[]> {
@@ -61,7 +60,7 @@ async function runProducer(deps: ControllerDeps, ctx: Ctx, bucket: Bucket): Prom
   const repos: ProducerRepo[] = [];
   for (const repo of spec.repos ?? []) {
     repos.push({
-      source: { ...repo.source, credentials: await gitCredentials(ctx, repo.source.secretRef?.name, Condition.FetchFailed) },
+      source: { ...repo.source, credentials: await repoCredentials(ctx, repo.source, Condition.FetchFailed) },
       destination: repo.destination,
     });
   }
@@ -90,7 +89,7 @@ async function runConsumer(deps: ControllerDeps, ctx: Ctx, bucket: Bucket): Prom
   const { spec } = ctx.object;
   const destination = spec.destination!;
   const identity = await secretValue(ctx, spec.identitySecretRef!.name, "identity.agekey", Condition.DecryptFailed);
-  const credentials = await gitCredentials(ctx, destination.secretRef?.name, Condition.PushFailed, destination.caSecretRef?.name);
+  const credentials = await repoCredentials(ctx, destination, Condition.PushFailed, destination.caSecretRef?.name);
   const previous = new Map((ctx.status.repos ?? []).map((r) => [r.destination, { pushedCommit: r.pushedCommit, stale: r.stale }]));
   const result = await deps.workDirs.withTemp("psync", (workDir) =>
     consume({
@@ -124,7 +123,13 @@ function sync(deps: ControllerDeps): PsStep {
     owns: Object.values(Condition),
     async run(ctx) {
       const { spec } = ctx.object;
-      const bucket = await openBucket(ctx);
+      const { bucket, identity } = await openBucket(
+        { kube: ctx.kube, namespace: namespaceOf(ctx), condition: Condition.FetchFailed },
+        spec.bucket,
+        "spec.bucket",
+        deps.s3,
+      );
+      ctx.status.identity = identity;
       let outcomes: RepoOutcome[];
       try {
         outcomes = spec.role === "Producer" ? await runProducer(deps, ctx, bucket) : await runConsumer(deps, ctx, bucket);

@@ -10,7 +10,7 @@ import {
   type ServiceHandshakeSpec,
   type ServiceHandshakeStatus,
 } from "../../crds/servicehandshake.js";
-import { credentialsFromSecret, type GitCredentials } from "../../git/auth.js";
+import type { GitCredentials } from "../../git/auth.js";
 import { GitError, type GitRepository } from "../../git/repo.js";
 import type { WorkDirs } from "../../git/workdir.js";
 import { checkHandshake, type HandshakeResult, type Mode } from "../../handshake/check.js";
@@ -20,9 +20,9 @@ import { actualStateFor, writeBackServiceYaml } from "../../handshake/writeback.
 import { stall } from "../../runtime/errors.js";
 import { registry } from "../../runtime/metrics.js";
 import type { ControllerDefinition, KindStep, ReconcileContext } from "../../runtime/reconciler.js";
-import { readSecret } from "../../runtime/secrets.js";
 import { joinPath } from "../../util/paths.js";
 import { safeUrl } from "../../util/redact.js";
+import { gitCredentials } from "../credentials.js";
 import type { ControllerDeps } from "../deps.js";
 import { gitFailure } from "../source.js";
 
@@ -63,7 +63,10 @@ function fetchSources(workDirs: WorkDirs): ShsStep {
     owns: [Condition.FetchFailed],
     async run(ctx, pass) {
       for (const [index, service] of ctx.object.spec.services.entries()) {
-        const credentials = await gitCredentials(ctx, service.source.secretRef?.name);
+        const credentials = await gitCredentials(
+          { kube: ctx.kube, namespace: ctx.object.metadata.namespace ?? "default", condition: Condition.FetchFailed },
+          service.source,
+        );
         try {
           pass.sources.push(await readSource(workDirs, service, index, credentials, ctx.requested));
         } catch (err) {
@@ -73,12 +76,6 @@ function fetchSources(workDirs: WorkDirs): ShsStep {
       }
     },
   };
-}
-
-async function gitCredentials(ctx: Ctx, secretName: string | undefined): Promise<GitCredentials | undefined> {
-  if (!secretName) return undefined;
-  const data = await readSecret(ctx.kube, ctx.object.metadata.namespace ?? "default", secretName, Condition.FetchFailed);
-  return credentialsFromSecret(data, secretName);
 }
 
 async function readSource(

@@ -1,0 +1,129 @@
+// Temporary S3 credentials from the AWS SDK's providers (ADR 0014), for users whose security
+// teams forbid static keys: the default chain (the environment with AWS_SESSION_TOKEN, web
+// identity from AWS_WEB_IDENTITY_TOKEN_FILE + AWS_ROLE_ARN, container credentials, shared
+// config and profiles, instance metadata), or a web identity token the operator asked the API
+// server for (a ServiceAccount of the object's own). The SDK's providers are loaded on first
+// use: a process with static keys never holds them. STS is reached at AWS_ENDPOINT_URL_STS when
+// that is set (the SDK reads it), and through the proxy the environment names for it.
+
+import https from "node:https";
+import { onFirstUse } from "../util/lazy.js";
+import { http } from "../util/node-http.js";
+import { proxyAgentOptions, proxyFor, proxyName, type Env } from "../util/proxy.js";
+import { registerSecret } from "../util/redact.js";
+
+/** Keys a request is signed with; temporary ones carry a session token and an expiry. */
+export interface AwsKeys {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken?: string;
+  expiration?: Date;
+}
+
+export type KeysProvider = () => Promise<AwsKeys>;
+
+/** The SDK's providers: about 6 MiB of modules, held only by a process that uses them. */
+const providers = onFirstUse<typeof import("@aws-sdk/credential-providers")>("@aws-sdk/credential-providers");
+
+/** Keys are asked for again this long before they expire, so that no request is signed with keys about to lapse. */
+export const REFRESH_BEFORE_MS = 5 * 60_000;
+
+/** A credentials failure (STS refused, no provider found, a token not to be had), naming what failed and never a token. */
+export class CredentialsError extends Error {
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+    this.name = "CredentialsError";
+  }
+}
+
+/** Where the SDK's STS client goes: AWS_ENDPOINT_URL_STS, else AWS_ENDPOINT_URL, else the region's STS. */
+export function stsEndpoint(region: string, env: Env = process.env): string {
+  return env.AWS_ENDPOINT_URL_STS ?? env.AWS_ENDPOINT_URL ?? `https://sts.${region}.amazonaws.com`;
+}
+
+/** The STS client's settings: the region, and agents that go through the proxy chosen for the STS endpoint. */
+function stsClientConfig(
+  region: string,
+  env: Env,
+): { region: string; requestHandler?: { httpsAgent: https.Agent; httpAgent: InstanceType<typeof http.Agent> } } {
+  const endpoint = new URL(stsEndpoint(region, env));
+  const proxy = proxyFor(
+    { protocol: endpoint.protocol, hostname: endpoint.hostname, port: Number(endpoint.port || (endpoint.protocol === "http:" ? 80 : 443)) },
+    env,
+  );
+  if (!proxy) return { region };
+  const options = proxyAgentOptions(proxy);
+  return { region, requestHandler: { httpsAgent: new https.Agent(options), httpAgent: new http.Agent(options) } };
+}
+
+/** The AWS SDK's default chain, as the Go tools it replaces read it. */
+export function defaultChain(region: string, env: Env = process.env): KeysProvider {
+  let chain: KeysProvider | undefined;
+  return refreshing(async () => {
+    chain ??= providers().fromNodeProviderChain({ clientConfig: stsClientConfig(region, env) });
+    try {
+      return registered(await chain());
+    } catch (err) {
+      throw new CredentialsError(
+        `no AWS credentials: ${describe(err)} (static keys, AWS_* variables, web identity, container credentials, profiles and instance metadata were tried)`,
+        err,
+      );
+    }
+  });
+}
+
+/**
+ * AssumeRoleWithWebIdentity with a token asked for on every refresh (a projected or requested
+ * ServiceAccount token expires too). A refusal names the role and the STS endpoint.
+ */
+export function webIdentity(options: { roleArn: string; sessionName: string; region: string; token: () => Promise<string>; env?: Env }): KeysProvider {
+  const env = options.env ?? process.env;
+  return refreshing(async () => {
+    const token = await options.token();
+    registerSecret(token);
+    try {
+      const assume = providers().fromWebToken({
+        roleArn: options.roleArn,
+        roleSessionName: options.sessionName,
+        webIdentityToken: token,
+        clientConfig: stsClientConfig(options.region, env),
+      });
+      return registered(await assume());
+    } catch (err) {
+      throw new CredentialsError(
+        `STS at ${proxyName(stsEndpoint(options.region, env))} refused AssumeRoleWithWebIdentity for role ${options.roleArn}: ${describe(err)}`,
+        err,
+      );
+    }
+  });
+}
+
+/**
+ * Keys kept until REFRESH_BEFORE_MS before they expire; callers at the same moment share one
+ * refresh, and a failed refresh is not kept (the next request asks again).
+ */
+export function refreshing(provider: KeysProvider, now: () => number = Date.now): KeysProvider {
+  let current: AwsKeys | undefined;
+  let pending: Promise<AwsKeys> | undefined;
+  return async () => {
+    if (current && (!current.expiration || current.expiration.getTime() - now() > REFRESH_BEFORE_MS)) return current;
+    pending ??= provider()
+      .then((keys) => (current = keys))
+      .finally(() => (pending = undefined));
+    return pending;
+  };
+}
+
+function registered(keys: AwsKeys): AwsKeys {
+  registerSecret(keys.secretAccessKey);
+  registerSecret(keys.sessionToken);
+  return { accessKeyId: keys.accessKeyId, secretAccessKey: keys.secretAccessKey, sessionToken: keys.sessionToken, expiration: keys.expiration };
+}
+
+/** An SDK error as one line: its name (the STS error code) and message. */
+function describe(err: unknown): string {
+  const error = err as { name?: string; message?: string; Code?: string };
+  const code = error.Code ?? error.name;
+  const message = (error.message ?? String(err)).split("\n")[0] ?? "";
+  return code && code !== "Error" && !message.startsWith(code) ? `${code}: ${message}` : message;
+}
