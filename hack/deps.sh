@@ -4,7 +4,8 @@
 # iptables, conntrack), lua5.1, the Lua of Argo CD's gopher-lua, for the health scripts,
 # age, the CLI the old partition-sync tool encrypts with (interop tests), and OpenSSH's sshd,
 # run as a plain process to serve git over SSH, with ssh-keygen for its keys, and podman, whose
-# Docker-compatible API runs MinIO for the e2e tests through testcontainers.
+# Docker-compatible API runs MinIO for the e2e tests through testcontainers, and tinyproxy, the
+# HTTP proxy (with CONNECT) that git, S3 and STS traffic is sent through in the proxy tests.
 set -euo pipefail
 
 packages=()
@@ -18,6 +19,7 @@ command -v age >/dev/null 2>&1 || packages+=(age)
 [ -x /usr/sbin/sshd ] || packages+=(openssh-server)
 command -v ssh-keygen >/dev/null 2>&1 || packages+=(openssh-client)
 command -v podman >/dev/null 2>&1 || packages+=(podman)
+command -v tinyproxy >/dev/null 2>&1 || packages+=(tinyproxy)
 [ ${#packages[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then

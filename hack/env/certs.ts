@@ -13,14 +13,23 @@ export interface ServerCert {
 
 /** A CA in `dir` (made once), and a server certificate `name` signed by it for the given SANs. */
 export function serverCertificate(dir: string, name: string, sans: { ips: string[]; dns?: string[] }): ServerCert {
+  const alt = [...sans.ips.map((ip) => `IP:${ip}`), ...(sans.dns ?? []).map((d) => `DNS:${d}`)].join(",");
+  return signed(dir, name, `subjectAltName=${alt}\nextendedKeyUsage=serverAuth\n`);
+}
+
+/** A client certificate `name` (its CN) signed by the CA in `dir`, for servers that require one. */
+export function clientCertificate(dir: string, name: string): ServerCert {
+  return signed(dir, name, "extendedKeyUsage=clientAuth\n");
+}
+
+function signed(dir: string, name: string, extensions: string): ServerCert {
   mkdirSync(dir, { recursive: true });
   const at = (file: string): string => path.join(dir, file);
   const openssl = (args: string[]): void => void execFileSync("openssl", args, { stdio: "ignore" });
   if (!existsSync(at("ca.crt"))) {
     openssl(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=gitsync-env-ca", "-keyout", at("ca.key"), "-out", at("ca.crt")]);
   }
-  const alt = [...sans.ips.map((ip) => `IP:${ip}`), ...(sans.dns ?? []).map((d) => `DNS:${d}`)].join(",");
-  writeFileSync(at(`${name}.ext`), `subjectAltName=${alt}\nextendedKeyUsage=serverAuth\n`);
+  writeFileSync(at(`${name}.ext`), extensions);
   openssl(["req", "-newkey", "rsa:2048", "-nodes", "-subj", `/CN=${name}`, "-keyout", at(`${name}.key`), "-out", at(`${name}.csr`)]);
   openssl([
     "x509",

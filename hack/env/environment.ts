@@ -121,6 +121,7 @@ export class Environment {
     if (this.node) Node.createBridge();
     await Promise.all([this.startEtcd(), this.startS3(), this.git.start(this.options.gitPort), this.ssh.start(this.options.sshPort), this.datasets?.start()]);
     await this.startApiServer();
+    await this.allowIssuerDiscovery();
     await this.startControllerManager();
     if (this.podman) {
       await this.podman.start();
@@ -184,7 +185,11 @@ export class Environment {
             "--kubelet-preferred-address-types=InternalIP",
           ]
         : ["--authorization-mode=RBAC", "--endpoint-reconciler-type=none"]),
+      // The API server is its own OpenID provider (discovery and JWKS at its URL), so that MinIO's
+      // STS trusts its ServiceAccount tokens as IRSA's STS trusts EKS's; the in-cluster name is still accepted.
+      `--service-account-issuer=${this.apiServerUrl}`,
       "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+      `--service-account-jwks-uri=${this.apiServerUrl}/openid/v1/jwks`,
       `--service-account-key-file=${this.serviceAccountKey().publicKey}`,
       `--service-account-signing-key-file=${this.serviceAccountKey().privateKey}`,
       `--service-cluster-ip-range=${SERVICE_CIDR}`,
@@ -196,6 +201,25 @@ export class Environment {
       "--audit-log-format=json",
     ]);
     await proc.waitUntil(async () => (await this.kubectl(["get", "--raw", "/readyz"])).code === 0, 60_000);
+  }
+
+  /**
+   * Lets anyone read the API server's OpenID discovery and keys, as a cluster whose issuer an
+   * STS trusts (IRSA) publishes them: MinIO fetches them without credentials.
+   */
+  private async allowIssuerDiscovery(): Promise<void> {
+    await this.kubectlOk([
+      "create",
+      "clusterrolebinding",
+      "gitsync-env-oidc-discovery",
+      "--clusterrole=system:service-account-issuer-discovery",
+      "--group=system:unauthenticated",
+    ]);
+  }
+
+  /** The API server as an OpenID provider: its discovery URL, and the CA file a client must trust for it. */
+  get openIdProvider(): { configUrl: string; caFile: string } {
+    return { configUrl: `${this.apiServerUrl}/.well-known/openid-configuration`, caFile: path.join(this.dir, "apiserver-certs", "ca.crt") };
   }
 
   /** Where the API server logs every list and watch of the gitsync kinds (one JSON event a line). */
@@ -417,6 +441,13 @@ export class Environment {
 
   private say(line: string): void {
     (this.options.log ?? ((l: string) => process.stderr.write(`${l}\n`)))(line);
+  }
+
+  /** Serves a server of this machine's loopback (a MinIO a suite started) to pods too, at podUrl(url). */
+  async forwardToPods(url: string): Promise<string> {
+    if (!this.node) throw new Error("the environment runs no node");
+    await this.forward.add(BRIDGE_IP, Number(new URL(url).port));
+    return this.podUrl(url);
   }
 
   /** A URL of this environment's git or S3 server as pods reach it (the bridge's address). */

@@ -5,8 +5,11 @@
 import { execFileSync, spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import http from "node:http";
+import https from "node:https";
+import { readFileSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import path from "node:path";
+import { clientCertificate, serverCertificate, type ServerCert } from "./certs.js";
 
 export interface GitRequest {
   method: string;
@@ -29,6 +32,8 @@ export class GitServer {
   readonly held: string[] = [];
   private server: http.Server | undefined;
   private port = 0;
+  /** The HTTPS listener that requires a client certificate signed by its CA; only after startMutualTls(). */
+  private tlsServer: https.Server | undefined;
   private readonly backend = path.join(execFileSync("git", ["--exec-path"], { encoding: "utf8" }).trim(), "git-http-backend");
 
   constructor(
@@ -55,7 +60,31 @@ export class GitServer {
     this.port = (this.server.address() as AddressInfo).port;
   }
 
+  /**
+   * A second listener, over HTTPS, that refuses any client without a certificate signed by its
+   * own CA (mutual TLS). Returns its base URL, the CA to trust, and a client certificate.
+   */
+  async startMutualTls(certDir: string): Promise<{ baseUrl: string; ca: string; client: ServerCert }> {
+    const server = serverCertificate(certDir, "git-server", { ips: ["127.0.0.1"], dns: ["localhost"] });
+    const client = clientCertificate(certDir, "git-client");
+    this.tlsServer = https.createServer(
+      { cert: readFileSync(server.cert), key: readFileSync(server.key), ca: readFileSync(server.ca), requestCert: true, rejectUnauthorized: true },
+      (req, res) => this.handle(req, res),
+    );
+    await new Promise<void>((resolve) => this.tlsServer?.listen(0, "127.0.0.1", resolve));
+    const { port } = this.tlsServer.address() as AddressInfo;
+    return { baseUrl: `https://127.0.0.1:${port}`, ca: server.ca, client };
+  }
+
+  async stopMutualTls(): Promise<void> {
+    const server = this.tlsServer;
+    this.tlsServer = undefined;
+    server?.closeAllConnections();
+    await new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
+  }
+
   async stop(): Promise<void> {
+    await this.stopMutualTls();
     this.server?.closeAllConnections();
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }

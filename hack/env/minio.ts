@@ -3,6 +3,9 @@
 // container shares the host's network (the node's pod bridge already holds podman's default
 // subnet) and listens on loopback only.
 
+import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
 import { freePort } from "./processes.js";
 
@@ -18,17 +21,73 @@ export interface StartedMinio extends S3Endpoint {
   readonly containerName: string;
 }
 
+/** An OpenID provider MinIO's STS trusts (AssumeRoleWithWebIdentity): the API server, whose CA MinIO is given. */
+export interface OpenIdTrust {
+  configUrl: string;
+  caFile: string;
+  /** The audience tokens must carry (MinIO's client id). */
+  clientId: string;
+}
+
 /** A MinIO server in a new container; DOCKER_HOST must name the environment's podman. */
-export async function startMinio(image: string): Promise<StartedMinio> {
+export async function startMinio(image: string, openId?: OpenIdTrust): Promise<StartedMinio & { roleArn?: string }> {
   const [port, consolePort] = [await freePort(), await freePort()];
   const accessKey = "gitsync-minio";
   const secretKey = `minio-${Math.random().toString(36).slice(2)}`;
-  const container = await new GenericContainer(image)
+  let container = new GenericContainer(image)
     .withNetworkMode("host")
-    .withEnvironment({ MINIO_ROOT_USER: accessKey, MINIO_ROOT_PASSWORD: secretKey, MINIO_BROWSER: "off", HOME: "/data" })
-    .withCommand(["server", "/data/store", "--address", `127.0.0.1:${port}`, "--console-address", `127.0.0.1:${consolePort}`])
+    .withEnvironment({
+      MINIO_ROOT_USER: accessKey,
+      MINIO_ROOT_PASSWORD: secretKey,
+      MINIO_BROWSER: "off",
+      HOME: "/data",
+      ...(openId
+        ? {
+            MINIO_IDENTITY_OPENID_CONFIG_URL: openId.configUrl,
+            MINIO_IDENTITY_OPENID_CLIENT_ID: openId.clientId,
+            MINIO_IDENTITY_OPENID_ROLE_POLICY: "readwrite",
+          }
+        : {}),
+    })
+    .withCommand([
+      "server",
+      "/data/store",
+      "--address",
+      `127.0.0.1:${port}`,
+      "--console-address",
+      `127.0.0.1:${consolePort}`,
+      ...(openId ? ["--certs-dir", "/certs"] : []),
+    ])
     .withWaitStrategy(Wait.forLogMessage(/API: /))
-    .withStartupTimeout(60_000)
-    .start();
-  return { endpoint: `http://127.0.0.1:${port}`, accessKey, secretKey, container, containerName: container.getName().replace(/^\//, "") };
+    .withStartupTimeout(60_000);
+  if (openId) {
+    // MinIO trusts the CAs in <certs-dir>/CAs; with no public.crt there it still serves plain HTTP.
+    const certs = mkdtempSync(path.join(os.tmpdir(), "gitsync-minio-certs-"));
+    mkdirSync(path.join(certs, "CAs"));
+    copyFileSync(openId.caFile, path.join(certs, "CAs", "issuer-ca.crt"));
+    container = container.withBindMounts([{ source: certs, target: "/certs", mode: "ro" }]);
+  }
+  const started = await container.start();
+  const roleArn = openId ? await loggedRoleArn(started) : undefined;
+  return { endpoint: `http://127.0.0.1:${port}`, accessKey, secretKey, container: started, containerName: started.getName().replace(/^\//, ""), roleArn };
+}
+
+/** The role MinIO made for its OpenID provider, as it logs it at start (arn:minio:iam:::role/...). */
+async function loggedRoleArn(container: StartedTestContainer): Promise<string> {
+  const stream = await container.logs();
+  return new Promise((resolve, reject) => {
+    let seen = "";
+    const timer = setTimeout(() => {
+      stream.destroy();
+      reject(new Error(`MinIO logged no role ARN for its OpenID provider:\n${seen.slice(-2000)}`));
+    }, 30_000);
+    stream.on("data", (chunk: Buffer | string) => {
+      seen += chunk.toString();
+      const arn = /arn:minio:iam:::role\/[A-Za-z0-9_-]+/.exec(seen)?.[0];
+      if (!arn) return;
+      clearTimeout(timer);
+      stream.destroy();
+      resolve(arn);
+    });
+  });
 }

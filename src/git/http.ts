@@ -37,15 +37,14 @@ export interface HttpClientOptions {
 
 export function createHttpClient(options: HttpClientOptions = {}, stats?: TransportStats): ReleasableHttpClient {
   const { caCert, tlsCert, tlsKey, proxy } = options;
-  const proxied = proxyAgentOptions(proxy);
   const agents = {
     https: new https.Agent({
       keepAlive: true,
-      ...proxied,
+      ...proxyAgentOptions(proxy),
       ...(caCert ? { ca: caCert } : {}),
       ...(tlsCert && tlsKey ? { cert: tlsCert, key: tlsKey } : {}),
     }),
-    http: new http.Agent({ keepAlive: true, ...proxied }),
+    http: new http.Agent({ keepAlive: true, ...proxyAgentOptions(proxy, false) }),
   };
   return {
     release() {
@@ -60,12 +59,18 @@ export function createHttpClient(options: HttpClientOptions = {}, stats?: Transp
       const response = await new Promise<IncomingMessage>((resolve, reject) => {
         const outgoing = transport.request(
           url,
-          { method: req.method ?? "GET", headers: req.headers, agent: url.protocol === "https:" ? agents.https : agents.http },
+          { method: req.method ?? "GET", headers: withLength(req.headers, body), agent: url.protocol === "https:" ? agents.https : agents.http },
           resolve,
         );
         outgoing.on("error", (err: Error) => reject(proxy ? viaProxy(err, proxy) : err));
         outgoing.end(body);
       });
+      if (proxy && response.statusCode === 407) {
+        response.resume();
+        throw new Error(
+          `proxy ${proxyName(proxy)} refused the request: HTTP 407 ${response.statusMessage ?? ""} (check the proxy's username and password)`.trim(),
+        );
+      }
       return {
         url: req.url,
         method: req.method,
@@ -76,6 +81,15 @@ export function createHttpClient(options: HttpClientOptions = {}, stats?: Transp
       };
     },
   };
+}
+
+/**
+ * The request's headers with its body's length: a body sent chunked is refused by some proxies
+ * (tinyproxy hangs up on it) and servers, and the whole body is in hand anyway.
+ */
+function withLength(headers: Record<string, string> | undefined, body: Buffer | undefined): Record<string, string> {
+  if (!body) return headers ?? {};
+  return { ...headers, "Content-Length": String(body.byteLength) };
 }
 
 /** A connection error through a proxy, naming the proxy (never its credentials). */

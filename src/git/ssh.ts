@@ -153,7 +153,8 @@ export class SshHttpClient implements HttpClient {
   private async connect(): Promise<Client> {
     const sock = this.auth.proxy
       ? await tunnel(this.auth.proxy, this.target.host, this.target.port, READY_TIMEOUT_MS).catch((err: unknown) => {
-          throw new SshError("network", `${this.where}: ${(err as Error).message}`, { cause: err });
+          // The tunnel's error names the proxy already.
+          throw new SshError("network", `${this.address}: ${(err as Error).message}`, { cause: err });
         })
       : undefined;
     const name = knownHostsName(this.target.host, this.target.port);

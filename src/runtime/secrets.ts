@@ -10,7 +10,7 @@ const SECRET_RETRY_MS = 30_000;
  * Keys whose values are not secret: masking a username would mask that word in every log
  * line (a user "gitsync" turned "gitsync-operator" into "***-operator").
  */
-const PUBLIC_KEYS = new Set(["username", "ca.crt", "tls.crt"]);
+const PUBLIC_KEYS = new Set(["username", "ca.crt", "tls.crt", "address"]);
 
 export async function readSecret(kube: KubeClient, namespace: string, name: string, condition: string): Promise<Record<string, string>> {
   let secret: { data?: Record<string, string> };

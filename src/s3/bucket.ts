@@ -157,16 +157,15 @@ export class Bucket {
       credentials.proxy,
     );
     this.where = `s3 bucket ${location.bucket} at ${this.endpoint.origin}${this.proxy ? ` via proxy ${proxyName(this.proxy)}` : ""}`;
-    const proxied = proxyAgentOptions(this.proxy);
     this.agent =
       this.endpoint.protocol === "https:"
         ? new https.Agent({
             keepAlive: true,
-            ...proxied,
+            ...proxyAgentOptions(this.proxy),
             ...(credentials.caCert ? { ca: credentials.caCert } : {}),
             ...(credentials.tlsCert && credentials.tlsKey ? { cert: credentials.tlsCert, key: credentials.tlsKey } : {}),
           })
-        : new http.Agent({ keepAlive: true, ...proxied });
+        : new http.Agent({ keepAlive: true, ...proxyAgentOptions(this.proxy, false) });
     const pathStyle = location.forcePathStyle ?? true;
     this.target = new URL(this.endpoint.origin);
     if (!pathStyle) this.target.hostname = `${location.bucket}.${this.target.hostname}`;
@@ -340,6 +339,9 @@ export class Bucket {
       return await fn();
     } catch (err) {
       if (err instanceof CredentialsError) throw new S3Error("auth", `cannot reach ${this.where}: ${err.message}`, err);
+      if (err instanceof S3ResponseError && err.status === 407 && this.proxy) {
+        throw new S3Error("network", `${this.where}: the proxy refused the request: HTTP 407 (check the proxy's username and password)`, err);
+      }
       if (err instanceof S3ResponseError) {
         const { status, code } = err;
         // versitygw answers an unknown access key with XAdminUserNotFound and HTTP 404, not 403.

@@ -52,8 +52,7 @@ function stsClientConfig(
     env,
   );
   if (!proxy) return { region };
-  const options = proxyAgentOptions(proxy);
-  return { region, requestHandler: { httpsAgent: new https.Agent(options), httpAgent: new http.Agent(options) } };
+  return { region, requestHandler: { httpsAgent: new https.Agent(proxyAgentOptions(proxy)), httpAgent: new http.Agent(proxyAgentOptions(proxy, false)) } };
 }
 
 /** The AWS SDK's default chain, as the Go tools it replaces read it. */

@@ -57,9 +57,16 @@ export function proxyName(proxy: string): string {
   return safeUrl(proxy).replace(/\/$/, "");
 }
 
-/** Agent options that send every request of the agent through `proxy` (Node.js's own proxy support). */
-export function proxyAgentOptions(proxy: string | undefined): Pick<AgentOptions, "proxyEnv"> {
-  return proxy ? { proxyEnv: { HTTPS_PROXY: proxy, HTTP_PROXY: proxy } } : {};
+/**
+ * Agent options that send every request of the agent through `proxy` (Node.js's own proxy
+ * support). A plain-HTTP request through a proxy gets a connection of its own: proxies such as
+ * tinyproxy relay one request per client connection and then only pass bytes through, so a
+ * second request on a kept-alive connection reaches the server in proxy form, or nowhere.
+ * A CONNECT tunnel (https://) is the server's own connection and stays kept alive.
+ */
+export function proxyAgentOptions(proxy: string | undefined, secure = true): Pick<AgentOptions, "proxyEnv" | "keepAlive"> {
+  if (!proxy) return {};
+  return { proxyEnv: { HTTPS_PROXY: proxy, HTTP_PROXY: proxy }, ...(secure ? {} : { keepAlive: false }) };
 }
 
 /**

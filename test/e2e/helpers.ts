@@ -26,6 +26,8 @@ export interface OperatorOptions {
   /** Defaults to the probe operator (test-only kind); "gitsync" runs the real binary. */
   entry?: "probe" | "gitsync";
   args?: string[];
+  /** More environment variables (a proxy, AWS settings); `undefined` removes one. */
+  env?: Record<string, string | undefined>;
 }
 
 /** The operator as a child process, with its JSON log lines collected. */
@@ -65,7 +67,7 @@ export class OperatorProcess {
       "--leader-election-namespace=gitsync-system",
       ...(options.args ?? []),
     ];
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, POD_NAME: identity } });
+    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, POD_NAME: identity, ...options.env } });
     return new OperatorProcess(child, identity);
   }
 

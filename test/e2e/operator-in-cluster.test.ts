@@ -12,6 +12,7 @@ import { promisify } from "node:util";
 import { S3Client } from "@aws-sdk/client-s3";
 import { stringify } from "yaml";
 import { OPERATOR_IMAGE, operatorImage } from "../../hack/env/images.js";
+import { startMinio } from "../../hack/env/minio.js";
 import { clusterBackupSyncKind } from "../../src/crds/clusterbackupsync.js";
 import { serviceHandshakeKind } from "../../src/crds/servicehandshake.js";
 import { resourceOf, resourcePath, type KubeClient, type KubeList, type KubeObject } from "../../src/runtime/kube.js";
@@ -66,6 +67,7 @@ const isReady = (pod: Pod): boolean => pod.status.phase === "Running" && pod.sta
 
 describe("the operator in-cluster, installed with Helm (real node)", function () {
   let kube: KubeClient;
+  let minio: Awaited<ReturnType<typeof startMinio>> | undefined;
 
   before(async function () {
     this.timeout(10 * 60_000);
@@ -78,7 +80,10 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     await kubectlOk(["create", "namespace", WORKLOADS]);
   });
 
-  after(() => kube.close());
+  after(async () => {
+    kube.close();
+    await minio?.container.stop({ timeout: 1_000 });
+  });
 
   afterEach(async function () {
     if (this.currentTest?.state !== "failed") return;
@@ -173,10 +178,25 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     await kubectlOk(["rollout", "status", "-n", NS, "deployment/gitsync-operator", "--timeout=120s"]);
   });
 
-  it("rolls the operator on helm upgrade with a changed value", async function () {
+  it("rolls the operator on helm upgrade with a changed value, here its own AWS role (IRSA) as well", async function () {
     this.timeout(5 * 60_000);
+    // MinIO's STS trusts the API server's tokens; the chart mounts a projected token for it, as EKS's webhook would.
+    minio = await startMinio(env().minioImage, { ...env().openIdProvider, clientId: "sts.amazonaws.com" });
+    assert.ok(minio.roleArn, "MinIO made a role for the API server as its OpenID provider");
+    const stsForPods = await env().forwardToPods(minio.endpoint);
     const before = new Set((await operatorPods()).map((p) => p.metadata.uid));
-    await helm("upgrade", "gitsync", CHART, "--namespace", NS, "--reuse-values", "--set", "logLevel=debug", "--wait", "--timeout=180s");
+    await helm(
+      "upgrade",
+      "gitsync",
+      CHART,
+      "--namespace",
+      NS,
+      "--reuse-values",
+      "--set",
+      `logLevel=debug,aws.roleArn=${minio.roleArn},aws.stsEndpoint=${stsForPods}`,
+      "--wait",
+      "--timeout=180s",
+    );
     await kubectlOk(["rollout", "status", "-n", NS, "deployment/gitsync-operator", "--timeout=120s"]);
     const pods = await eventually(async () => {
       const now = (await operatorPods()).filter((p) => !before.has(p.metadata.uid));
@@ -193,6 +213,39 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
       "jsonpath={.spec.containers[0].env[?(@.name=='LOG_LEVEL')].value}",
     ]);
     assert.equal(env_.trim(), "debug");
+  });
+
+  it("backs up from inside the cluster as the pod's own identity: the projected token exchanged for its role's keys", async function () {
+    this.timeout(3 * 60_000);
+    assert.ok(minio, "the previous test started MinIO");
+    const s3 = new S3Client({
+      endpoint: minio.endpoint,
+      region: "us-east-1",
+      forcePathStyle: true,
+      credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+    });
+    await BackupBucket.create(s3, "irsa-pod");
+    s3.destroy();
+    env().git.createRepo("incluster-irsa");
+    const cbs = {
+      apiVersion: "gitsync.dev/v1alpha1",
+      kind: "ClusterBackupSync",
+      metadata: { name: "irsa", namespace: WORKLOADS },
+      spec: {
+        source: { endpoint: env().podUrl(minio.endpoint), bucket: "irsa-pod", insecure: true, provider: "aws" },
+        destination: { url: env().podUrl(env().git.url("incluster-irsa")), secretRef: { name: "git" } },
+      },
+    };
+    await kubectlOk(["apply", "-f", "-"], stringify(cbs));
+    const synced = await waitForReady(
+      () => kube.request<StatusLike & { status?: { identity?: unknown } }>("GET", resourcePath(resourceOf(clusterBackupSyncKind), WORKLOADS, "irsa")),
+      "True",
+      "Synced",
+      90_000,
+    );
+    assert.deepEqual(synced.status?.identity, { provider: "aws", source: "operator", roleArn: minio.roleArn });
+    assert.equal(env().git.git("incluster-irsa", "rev-list", "--count", "main"), "1");
+    await kubectlOk(["delete", "cbs", "-n", WORKLOADS, "irsa", "--wait=true", "--timeout=60s"]);
   });
 
   describe("sharded: 300 objects of mixed kinds across the replicas", function () {
