@@ -7,7 +7,7 @@ import { copyFileSync, mkdirSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { GenericContainer, Wait, type StartedTestContainer } from "testcontainers";
-import { freePort } from "./processes.js";
+import { freePort, removeOnExit } from "./processes.js";
 
 export interface S3Endpoint {
   readonly endpoint: string;
@@ -29,8 +29,21 @@ export interface OpenIdTrust {
   clientId: string;
 }
 
+/** MinIO over HTTPS, whose certificate STS (AssumeRoleWithCertificate) requires a client certificate signed by `clientCa`. */
+export interface MinioTls {
+  cert: string;
+  key: string;
+  clientCa: string;
+}
+
+export interface MinioOptions {
+  openId?: OpenIdTrust;
+  tls?: MinioTls;
+}
+
 /** A MinIO server in a new container; DOCKER_HOST must name the environment's podman. */
-export async function startMinio(image: string, openId?: OpenIdTrust): Promise<StartedMinio & { roleArn?: string }> {
+export async function startMinio(image: string, options: MinioOptions = {}): Promise<StartedMinio & { roleArn?: string }> {
+  const { openId, tls } = options;
   const [port, consolePort] = [await freePort(), await freePort()];
   const accessKey = "gitsync-minio";
   const secretKey = `minio-${Math.random().toString(36).slice(2)}`;
@@ -48,6 +61,7 @@ export async function startMinio(image: string, openId?: OpenIdTrust): Promise<S
             MINIO_IDENTITY_OPENID_ROLE_POLICY: "readwrite",
           }
         : {}),
+      ...(tls ? { MINIO_IDENTITY_TLS_ENABLE: "on" } : {}),
     })
     .withCommand([
       "server",
@@ -56,20 +70,28 @@ export async function startMinio(image: string, openId?: OpenIdTrust): Promise<S
       `127.0.0.1:${port}`,
       "--console-address",
       `127.0.0.1:${consolePort}`,
-      ...(openId ? ["--certs-dir", "/certs"] : []),
+      ...(openId || tls ? ["--certs-dir", "/certs"] : []),
     ])
     .withWaitStrategy(Wait.forLogMessage(/API: /))
     .withStartupTimeout(60_000);
-  if (openId) {
-    // MinIO trusts the CAs in <certs-dir>/CAs; with no public.crt there it still serves plain HTTP.
+  if (openId || tls) {
+    // MinIO trusts the CAs in <certs-dir>/CAs (the OpenID provider's, the clients'); it serves
+    // HTTPS only when public.crt and private.key are there too.
     const certs = mkdtempSync(path.join(os.tmpdir(), "gitsync-minio-certs-"));
+    removeOnExit(certs);
     mkdirSync(path.join(certs, "CAs"));
-    copyFileSync(openId.caFile, path.join(certs, "CAs", "issuer-ca.crt"));
+    if (openId) copyFileSync(openId.caFile, path.join(certs, "CAs", "issuer-ca.crt"));
+    if (tls) {
+      copyFileSync(tls.cert, path.join(certs, "public.crt"));
+      copyFileSync(tls.key, path.join(certs, "private.key"));
+      copyFileSync(tls.clientCa, path.join(certs, "CAs", "client-ca.crt"));
+    }
     container = container.withBindMounts([{ source: certs, target: "/certs", mode: "ro" }]);
   }
   const started = await container.start();
   const roleArn = openId ? await loggedRoleArn(started) : undefined;
-  return { endpoint: `http://127.0.0.1:${port}`, accessKey, secretKey, container: started, containerName: started.getName().replace(/^\//, ""), roleArn };
+  const scheme = tls ? "https" : "http";
+  return { endpoint: `${scheme}://127.0.0.1:${port}`, accessKey, secretKey, container: started, containerName: started.getName().replace(/^\//, ""), roleArn };
 }
 
 /** The role MinIO made for its OpenID provider, as it logs it at start (arn:minio:iam:::role/...). */

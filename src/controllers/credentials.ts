@@ -11,6 +11,7 @@ import { readSecret } from "../runtime/secrets.js";
 import { Bucket, hasStaticKeys, s3CredentialsFromSecret, type S3Credentials } from "../s3/bucket.js";
 import { defaultChain, webIdentity, type KeysProvider } from "../s3/credentials.js";
 import type { ProxySecret } from "../util/proxy.js";
+import { s3EndpointUrl } from "../util/url.js";
 
 /** Where an object's references are read: its namespace, and the condition a missing input sets. */
 export interface Where {
@@ -76,16 +77,22 @@ async function s3Access(
   options: S3IdentityOptions,
 ): Promise<{ credentials: S3Credentials; identity: S3IdentityStatus }> {
   const aws = location.provider === "aws";
-  const fromSecret = location.secretRef ? await secretCredentials(where, location.secretRef.name, aws) : {};
+  const fromSecret = location.secretRef ? await secretCredentials(where, location.secretRef.name) : {};
   const proxy = location.proxySecretRef ? await proxySecret(where, location.proxySecretRef.name) : undefined;
   const base: S3Credentials = { ...fromSecret, ...(proxy ? { proxy } : {}) };
   if (hasStaticKeys(base)) return { credentials: base, identity: { provider: location.provider, source: "secret" } };
+  if (!aws && base.tlsCert && s3EndpointUrl(location.endpoint, location.insecure).startsWith("https:")) {
+    return { credentials: base, identity: { provider: "generic", source: "certificate" } };
+  }
   if (!aws) {
-    throw stall(`${field}.secretRef: a Secret with accesskey and secretkey is required (or provider: aws for workload identity)`, {
-      condition: where.condition,
-      reason: "MissingCredentials",
-      pollInputs: true,
-    });
+    throw stall(
+      `${field}.secretRef: a Secret with accesskey and secretkey is required (or tls.crt and tls.key over https for MinIO's certificate identity, or provider: aws)`,
+      {
+        condition: where.condition,
+        reason: "MissingCredentials",
+        pollInputs: true,
+      },
+    );
   }
   if (location.serviceAccountName) {
     if (!options.objectIdentity) {
@@ -108,10 +115,11 @@ async function s3Access(
   };
 }
 
-async function secretCredentials(where: Where, name: string, keysOptional: boolean): Promise<S3Credentials> {
+/** A location's Secret: keys may be absent (another identity is chosen then), but never half a pair. */
+async function secretCredentials(where: Where, name: string): Promise<S3Credentials> {
   const data = await readSecret(where.kube, where.namespace, name, where.condition);
   try {
-    return s3CredentialsFromSecret(data, name, keysOptional);
+    return s3CredentialsFromSecret(data, name, true);
   } catch (err) {
     throw stall((err as Error).message, { condition: where.condition, reason: "MissingCredentials", pollInputs: true });
   }

@@ -93,7 +93,7 @@ const s3LocationFields = {
     .enum(["generic", "aws"])
     .default("generic")
     .describe(
-      "generic: static keys from secretRef. aws: secretRef's keys if it holds any, else serviceAccountName's role, else the AWS SDK's default chain of the operator's own identity (IRSA, EKS Pod Identity, profiles, instance metadata).",
+      "generic: static keys from secretRef, or its tls.crt and tls.key exchanged for keys at the server's STS (MinIO's AssumeRoleWithCertificate). aws: secretRef's keys if it holds any, else serviceAccountName's role, else the AWS SDK's default chain of the operator's own identity (IRSA, EKS Pod Identity, profiles, instance metadata).",
     ),
   serviceAccountName: z
     .string()
@@ -129,8 +129,10 @@ export const s3IdentityStatus = z
   .object({
     provider: z.enum(["generic", "aws"]),
     source: z
-      .enum(["secret", "serviceAccount", "operator"])
-      .describe("secret: static keys; serviceAccount: the object's own; operator: the operator's default chain."),
+      .enum(["secret", "certificate", "serviceAccount", "operator"])
+      .describe(
+        "secret: static keys; certificate: the Secret's client certificate exchanged at the server's STS (MinIO); serviceAccount: the object's own; operator: the operator's default chain.",
+      ),
     roleArn: z.string().optional(),
     serviceAccount: z.string().optional(),
   })

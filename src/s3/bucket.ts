@@ -22,7 +22,7 @@ import { mapLimit } from "../util/pool.js";
 import { proxyAgentOptions, proxyFor, proxyName, type ProxySecret } from "../util/proxy.js";
 import { registerSecret } from "../util/redact.js";
 import { s3EndpointUrl } from "../util/url.js";
-import { CredentialsError, type AwsKeys, type KeysProvider } from "./credentials.js";
+import { certificateIdentity, CredentialsError, type AwsKeys, type KeysProvider } from "./credentials.js";
 
 /**
  * What reaching a bucket takes: static keys (a Secret's accesskey and secretkey, with an
@@ -137,6 +137,8 @@ export class Bucket {
   private readonly target: URL;
   /** The path before a key: the endpoint's own path, and the bucket when path-style. */
   private readonly bucketPath: string;
+  /** Where temporary keys come from when there are no static ones: the given provider, or the server's certificate STS. */
+  private readonly provider: KeysProvider | undefined;
   /** The proxy every request goes through, if any (credentials included; shown only by proxyName). */
   private readonly proxy: string | undefined;
 
@@ -145,8 +147,9 @@ export class Bucket {
     private readonly credentials: S3Credentials,
   ) {
     this.endpoint = new URL(s3EndpointUrl(location.endpoint, location.insecure));
-    if (!hasStaticKeys(credentials) && !credentials.provider)
-      throw new CredentialsError(`no credentials for s3 bucket ${location.bucket}: neither static keys nor a provider`);
+    if (!hasStaticKeys(credentials) && !credentials.provider && !(credentials.tlsCert && this.endpoint.protocol === "https:")) {
+      throw new CredentialsError(`no credentials for s3 bucket ${location.bucket}: neither static keys, a provider, nor a client certificate over https`);
+    }
     this.proxy = proxyFor(
       {
         protocol: this.endpoint.protocol,
@@ -166,6 +169,7 @@ export class Bucket {
             ...(credentials.tlsCert && credentials.tlsKey ? { cert: credentials.tlsCert, key: credentials.tlsKey } : {}),
           })
         : new http.Agent({ keepAlive: true, ...proxyAgentOptions(this.proxy, false) });
+    this.provider = hasStaticKeys(credentials) ? undefined : (credentials.provider ?? certificateIdentity(this.endpoint, this.agent));
     const pathStyle = location.forcePathStyle ?? true;
     this.target = new URL(this.endpoint.origin);
     if (!pathStyle) this.target.hostname = `${location.bucket}.${this.target.hostname}`;
@@ -271,10 +275,10 @@ export class Bucket {
 
   /** The keys to sign with now: the static ones, or the provider's (refreshed before they expire). */
   private async keys(): Promise<AwsKeys> {
-    const { accessKey, secretKey, sessionToken, provider } = this.credentials;
+    const { accessKey, secretKey, sessionToken } = this.credentials;
     if (accessKey && secretKey) return { accessKeyId: accessKey, secretAccessKey: secretKey, sessionToken };
-    if (!provider) throw new CredentialsError(`no credentials for ${this.where}`);
-    return provider();
+    if (!this.provider) throw new CredentialsError(`no credentials for ${this.where}`);
+    return this.provider();
   }
 
   private async sendOnce(request: S3Request): Promise<IncomingMessage> {

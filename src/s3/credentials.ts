@@ -6,9 +6,11 @@
 // use: a process with static keys never holds them. STS is reached at AWS_ENDPOINT_URL_STS when
 // that is set (the SDK reads it), and through the proxy the environment names for it.
 
+import type { Agent } from "node:http";
 import https from "node:https";
+import { z } from "zod";
 import { onFirstUse } from "../util/lazy.js";
-import { http } from "../util/node-http.js";
+import { collect, http } from "../util/node-http.js";
 import { proxyAgentOptions, proxyFor, proxyName, type Env } from "../util/proxy.js";
 import { registerSecret } from "../util/redact.js";
 
@@ -94,6 +96,62 @@ export function webIdentity(options: { roleArn: string; sessionName: string; reg
         err,
       );
     }
+  });
+}
+
+/** The XML reader, loaded with the first certificate exchange (the bucket loads its own with its first listing). */
+const fastXmlParser = onFirstUse<typeof import("fast-xml-parser")>("fast-xml-parser");
+
+const CERTIFICATE_SECONDS = 3600;
+const STS_BODY_LIMIT = 64 * 1024;
+
+const stsCredentials = z.object({
+  AssumeRoleWithCertificateResponse: z.object({
+    AssumeRoleWithCertificateResult: z.object({
+      Credentials: z.object({
+        AccessKeyId: z.string().min(1),
+        SecretAccessKey: z.string().min(1),
+        SessionToken: z.string().min(1),
+        Expiration: z.string().min(1),
+      }),
+    }),
+  }),
+});
+
+/**
+ * MinIO's certificate identity: keys from the S3 server's own STS (AssumeRoleWithCertificate),
+ * which requires the client certificate the bucket's agent presents (the Secret's tls.crt and
+ * tls.key); MinIO maps the certificate's CN to a policy. A refusal names the server.
+ */
+export function certificateIdentity(endpoint: URL, agent: Agent): KeysProvider {
+  return refreshing(async () => {
+    const query = new URLSearchParams({ Action: "AssumeRoleWithCertificate", Version: "2011-06-15", DurationSeconds: String(CERTIFICATE_SECONDS) });
+    const where = `the STS of ${endpoint.origin} (AssumeRoleWithCertificate)`;
+    const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const request = https.request(new URL(`/?${query.toString()}`, endpoint.origin), { method: "POST", agent }, (response) => {
+        collect(response, STS_BODY_LIMIT)
+          .then((bytes) => resolve({ status: response.statusCode ?? 0, body: bytes.toString("utf8") }))
+          .catch(reject);
+      });
+      request.once("error", (err: NodeJS.ErrnoException) =>
+        reject(new CredentialsError(`${where} could not be reached: ${err.code ?? ""} ${err.message}`.trim(), err)),
+      );
+      request.end();
+    });
+    if (status !== 200) {
+      const code = /<Code>([^<]{1,100})<\/Code>/.exec(body)?.[1] ?? `HTTP ${status}`;
+      const message = /<Message>([^<]{1,300})<\/Message>/.exec(body)?.[1];
+      throw new CredentialsError(`${where} refused the client certificate: ${code}${message ? `: ${message}` : ""}`);
+    }
+    const parsed = stsCredentials.safeParse(new (fastXmlParser().XMLParser)({ parseTagValue: false }).parse(body));
+    if (!parsed.success) throw new CredentialsError(`${where} answered with no credentials`);
+    const keys = parsed.data.AssumeRoleWithCertificateResponse.AssumeRoleWithCertificateResult.Credentials;
+    return registered({
+      accessKeyId: keys.AccessKeyId,
+      secretAccessKey: keys.SecretAccessKey,
+      sessionToken: keys.SessionToken,
+      expiration: new Date(keys.Expiration),
+    });
   });
 }
 

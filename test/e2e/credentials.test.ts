@@ -5,7 +5,8 @@
 // status, the events and the operator's log.
 
 import assert from "node:assert/strict";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import https from "node:https";
 import os from "node:os";
 import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
@@ -13,6 +14,7 @@ import { fromWebToken } from "@aws-sdk/credential-providers";
 import { generateIdentity, identityToRecipient } from "age-encryption";
 import type { StartedTestContainer } from "testcontainers";
 import { stringify } from "yaml";
+import { clientCertificate, serverCertificate } from "../../hack/env/certs.js";
 import { startMinio } from "../../hack/env/minio.js";
 import { TESTAPP_IMAGE } from "../../hack/env/node.js";
 import { HttpProxy } from "../../hack/env/proxy.js";
@@ -100,7 +102,7 @@ describe("Production credentials and networks", function () {
 
     before(async function () {
       this.timeout(180_000);
-      minio = await startMinio(env().minioImage, { ...env().openIdProvider, clientId: "sts.amazonaws.com" });
+      minio = await startMinio(env().minioImage, { openId: { ...env().openIdProvider, clientId: "sts.amazonaws.com" } });
       assert.ok(minio.roleArn, "MinIO made a role for the API server as its OpenID provider");
       roleArn = minio.roleArn;
       s3 = new S3Client({
@@ -451,6 +453,66 @@ describe("Production credentials and networks", function () {
     });
   });
 
+  describe("MinIO over HTTPS, whose certificate STS requires a client certificate", function () {
+    const ns = "s3-mtls-e2e";
+    let minio: Awaited<ReturnType<typeof startMinio>>;
+    let operator: OperatorProcess;
+    let s3: S3Client;
+
+    before(async function () {
+      this.timeout(180_000);
+      const dir = path.join(env().dir, "minio-mtls");
+      const server = serverCertificate(dir, "minio", { ips: ["127.0.0.1"] });
+      // MinIO maps a certificate's CN to the policy of that name: readwrite is built in.
+      const client = clientCertificate(dir, "readwrite");
+      const stranger = clientCertificate(path.join(env().dir, "minio-mtls-stranger"), "readwrite");
+      minio = await startMinio(env().minioImage, { tls: { cert: server.cert, key: server.key, clientCa: server.ca } });
+      const pem = (file: string): string => readFileSync(file, "utf8");
+      s3 = new S3Client({
+        endpoint: minio.endpoint,
+        region: "us-east-1",
+        forcePathStyle: true,
+        credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
+        requestHandler: { httpsAgent: new https.Agent({ ca: pem(server.ca) }) },
+      });
+      await kubectlOk(["create", "namespace", ns]);
+      await createSecret(ns, "git", { username: env().git.username, password: env().git.password });
+      await createSecret(ns, "client-cert", { "ca.crt": pem(server.ca), "tls.crt": pem(client.cert), "tls.key": pem(client.key) });
+      await createSecret(ns, "stranger-cert", { "ca.crt": pem(server.ca), "tls.crt": pem(stranger.cert), "tls.key": pem(stranger.key) });
+      operator = OperatorProcess.start({ entry: "gitsync" });
+    });
+
+    after(async function () {
+      this.timeout(120_000);
+      await removeAll(ns, ["clusterbackupsyncs"]);
+      await operator?.stop();
+      s3?.destroy();
+      await minio?.container.stop({ timeout: 1_000 });
+    });
+
+    const backup = (name: string, secret: string): Promise<string> =>
+      apply("ClusterBackupSync", ns, name, {
+        interval: "2s",
+        source: { endpoint: minio.endpoint, bucket: name, secretRef: { name: secret } },
+        destination: { url: env().git.url(name), branch: "main", secretRef: { name: "git" } },
+      });
+
+    it("backs up with the Secret's tls.crt and tls.key, exchanged for keys, and names the refusal of a certificate MinIO does not trust", async () => {
+      await BackupBucket.create(s3, "mtls-backup");
+      await BackupBucket.create(s3, "mtls-stranger");
+      env().git.createRepo("mtls-backup");
+      env().git.createRepo("mtls-stranger");
+      await backup("mtls-backup", "client-cert");
+      await backup("mtls-stranger", "stranger-cert");
+      const cbs = await waitForReady(() => get<ClusterBackupSyncStatus>(kube, clusterBackupSyncKind, ns, "mtls-backup"), "True", "Synced", 60_000);
+      assert.equal(cbs.status?.files, 72);
+      assert.deepEqual(cbs.status?.identity, { provider: "generic", source: "certificate" });
+      const refused = await fetchFailure(kube, clusterBackupSyncKind, ns, "mtls-stranger");
+      assert.match(refused, new RegExp(`the STS of ${minio.endpoint.replace(/\./g, "\\.")} \\(AssumeRoleWithCertificate\\) refused the client certificate`));
+      assert.doesNotMatch(`${await shownIn(kube, ns, [clusterBackupSyncKind])}\n${operator.lines.join("\n")}`, /BEGIN (RSA |EC )?PRIVATE KEY/);
+    });
+  });
+
   describe("a git server that requires a client certificate", function () {
     const ns = "mtls-e2e";
     let operator: OperatorProcess;
@@ -460,7 +522,6 @@ describe("Production credentials and networks", function () {
       this.timeout(60_000);
       const served = await env().git.startMutualTls(path.join(env().dir, "git-mtls"));
       tls = served;
-      const { readFileSync } = await import("node:fs");
       const pem = (file: string): string => readFileSync(file, "utf8");
       await kubectlOk(["create", "namespace", ns]);
       await createSecret(ns, "with-cert", {

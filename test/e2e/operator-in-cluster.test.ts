@@ -181,7 +181,7 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
   it("rolls the operator on helm upgrade with a changed value, here its own AWS role (IRSA) as well", async function () {
     this.timeout(5 * 60_000);
     // MinIO's STS trusts the API server's tokens; the chart mounts a projected token for it, as EKS's webhook would.
-    minio = await startMinio(env().minioImage, { ...env().openIdProvider, clientId: "sts.amazonaws.com" });
+    minio = await startMinio(env().minioImage, { openId: { ...env().openIdProvider, clientId: "sts.amazonaws.com" } });
     assert.ok(minio.roleArn, "MinIO made a role for the API server as its OpenID provider");
     const stsForPods = await env().forwardToPods(minio.endpoint);
     const before = new Set((await operatorPods()).map((p) => p.metadata.uid));
@@ -227,13 +227,14 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     await BackupBucket.create(s3, "irsa-pod");
     s3.destroy();
     env().git.createRepo("incluster-irsa");
+    await createSecret(WORKLOADS, "git-irsa", { username: env().git.username, password: env().git.password });
     const cbs = {
       apiVersion: "gitsync.dev/v1alpha1",
       kind: "ClusterBackupSync",
       metadata: { name: "irsa", namespace: WORKLOADS },
       spec: {
         source: { endpoint: env().podUrl(minio.endpoint), bucket: "irsa-pod", insecure: true, provider: "aws" },
-        destination: { url: env().podUrl(env().git.url("incluster-irsa")), secretRef: { name: "git" } },
+        destination: { url: env().podUrl(env().git.url("incluster-irsa")), secretRef: { name: "git-irsa" } },
       },
     };
     await kubectlOk(["apply", "-f", "-"], stringify(cbs));
