@@ -65,8 +65,14 @@ export function defaultChain(region: string, env: Env = process.env): KeysProvid
     try {
       return registered(await chain());
     } catch (err) {
+      if (env.AWS_WEB_IDENTITY_TOKEN_FILE && env.AWS_ROLE_ARN) {
+        throw new CredentialsError(
+          `STS at ${proxyName(stsEndpoint(region, env))} refused AssumeRoleWithWebIdentity for role ${env.AWS_ROLE_ARN} (the token in AWS_WEB_IDENTITY_TOKEN_FILE): ${describe(err)}`,
+          err,
+        );
+      }
       throw new CredentialsError(
-        `no AWS credentials: ${describe(err)} (static keys, AWS_* variables, web identity, container credentials, profiles and instance metadata were tried)`,
+        `no AWS credentials: ${describe(err)} (the AWS SDK's default chain tried the AWS_* variables, web identity, container credentials, profiles and instance metadata)`,
         err,
       );
     }

@@ -293,6 +293,19 @@ describe("Production credentials and networks", function () {
       assert.ok(!output.includes(temporary.secretAccessKey) && !output.includes(temporary.sessionToken), "no temporary key in the commands' output");
     });
 
+    it("fails a command whose token is for another audience, naming the role and STS and never the token", async () => {
+      const wrongAudience = path.join(scratch, "wrong-audience");
+      writeFileSync(wrongAudience, (await kubectlOk(["create", "token", "operator-irsa", "-n", ns, "--audience", "not-sts"])).trim());
+      await BackupBucket.create(s3, "cli-refused");
+      const refused = await backupSync("cli-refused", { AWS_WEB_IDENTITY_TOKEN_FILE: wrongAudience, RETRY_ATTEMPTS: "1" });
+      assert.notEqual(refused.code, 0, JSON.stringify(refused));
+      assert.match(
+        `${refused.stdout}${refused.stderr}`,
+        new RegExp(`STS at ${minio.endpoint.replace(/\./g, "\\.")} refused AssumeRoleWithWebIdentity for role ${roleArn.replace(/[/]/g, "\\/")}`),
+      );
+      assert.doesNotMatch(`${refused.stdout}${refused.stderr}`, JWT);
+    });
+
     it("runs gitsync backup sync through HTTP_PROXY: STS, S3 and git all pass the proxy, and its password is not shown", async function () {
       this.timeout(120_000);
       await BackupBucket.create(s3, "cli-proxied");
