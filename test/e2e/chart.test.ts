@@ -34,6 +34,29 @@ describe("Helm chart (real helm, real API server)", function () {
     await kubectlOk(["apply", "--dry-run=server", "-n", "gitsync-system", "-f", "-"], rendered);
   });
 
+  it("with aws.objectIdentity=false refuses serviceAccountName and grants no ServiceAccount tokens; aws.roleArn mounts a projected token", async () => {
+    const off = await helm("template", "gitsync", CHART, "--namespace", "gitsync-system", "--set", "aws.objectIdentity=false");
+    assert.doesNotMatch(off, /serviceaccounts\/token/);
+    assert.match(off, /- --no-object-identity/);
+    const irsa = await helm("template", "gitsync", CHART, "--namespace", "gitsync-system", "--set", "aws.roleArn=arn:aws:iam::123456789012:role/backups");
+    const deployment = parseAllDocuments(irsa)
+      .map(
+        (d) =>
+          d.toJS() as {
+            kind?: string;
+            spec?: { template: { spec: { volumes: { name: string; projected?: unknown }[]; containers: { env: { name: string; value?: string }[] }[] } } };
+          },
+      )
+      .find((d) => d.kind === "Deployment");
+    const pod = deployment?.spec?.template.spec;
+    assert.deepEqual(pod?.volumes.find((v) => v.name === "aws-token")?.projected, {
+      sources: [{ serviceAccountToken: { path: "token", audience: "sts.amazonaws.com", expirationSeconds: 86400 } }],
+    });
+    const envs = new Map(pod?.containers[0]?.env.map((e) => [e.name, e.value]));
+    assert.equal(envs.get("AWS_ROLE_ARN"), "arn:aws:iam::123456789012:role/backups");
+    assert.equal(envs.get("AWS_WEB_IDENTITY_TOKEN_FILE"), "/var/run/secrets/eks.amazonaws.com/serviceaccount/token");
+  });
+
   it("grants the ServiceAccount what the operator does, and no more than it needs", async () => {
     const rendered = await helm(
       "template",
@@ -78,6 +101,10 @@ describe("Helm chart (real helm, real API server)", function () {
         assert.ok(await can(verb, "coordination.k8s.io", "leases", "", "gitsync-system"), `may ${verb} leases in its namespace`);
       }
       assert.ok(!(await can("update", "coordination.k8s.io", "leases")), "may not touch leases in other namespaces");
+      // Per-object S3 identity (aws.objectIdentity, on by default): a ServiceAccount's role and a token for it.
+      assert.ok(await can("get", "", "serviceaccounts"), "may read a ServiceAccount's role annotation");
+      assert.ok(await can("create", "", "serviceaccounts", "token"), "may request a ServiceAccount's token");
+      assert.ok(!(await can("list", "", "serviceaccounts")), "may not list ServiceAccounts");
       assert.ok(!(await can("list", "", "secrets")), "may not list secrets");
       assert.ok(!(await can("delete", "gitsync.dev", "servicehandshakes")), "may not delete user resources");
     } finally {
