@@ -215,7 +215,7 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     assert.equal(env_.trim(), "debug");
   });
 
-  it("backs up from inside the cluster as the pod's own identity: the projected token exchanged for its role's keys", async function () {
+  it("backs up from inside the cluster as the pod's own identity (its projected token) and as an object's own ServiceAccount", async function () {
     this.timeout(3 * 60_000);
     assert.ok(minio, "the previous test started MinIO");
     const s3 = new S3Client({
@@ -224,29 +224,44 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
       forcePathStyle: true,
       credentials: { accessKeyId: minio.accessKey, secretAccessKey: minio.secretKey },
     });
-    await BackupBucket.create(s3, "irsa-pod");
-    s3.destroy();
-    env().git.createRepo("incluster-irsa");
     await createSecret(WORKLOADS, "git-irsa", { username: env().git.username, password: env().git.password });
-    const cbs = {
-      apiVersion: "gitsync.dev/v1alpha1",
-      kind: "ClusterBackupSync",
-      metadata: { name: "irsa", namespace: WORKLOADS },
-      spec: {
-        source: { endpoint: env().podUrl(minio.endpoint), bucket: "irsa-pod", insecure: true, provider: "aws" },
-        destination: { url: env().podUrl(env().git.url("incluster-irsa")), secretRef: { name: "git-irsa" } },
-      },
-    };
-    await kubectlOk(["apply", "-f", "-"], stringify(cbs));
-    const synced = await waitForReady(
-      () => kube.request<StatusLike & { status?: { identity?: unknown } }>("GET", resourcePath(resourceOf(clusterBackupSyncKind), WORKLOADS, "irsa")),
-      "True",
-      "Synced",
-      90_000,
-    );
-    assert.deepEqual(synced.status?.identity, { provider: "aws", source: "operator", roleArn: minio.roleArn });
-    assert.equal(env().git.git("incluster-irsa", "rev-list", "--count", "main"), "1");
-    await kubectlOk(["delete", "cbs", "-n", WORKLOADS, "irsa", "--wait=true", "--timeout=60s"]);
+    // A second one acts as a ServiceAccount of its own namespace: the pod requests its token (the chart's RBAC).
+    await kubectlOk(["create", "serviceaccount", "backup-writer", "-n", WORKLOADS]);
+    await kubectlOk(["annotate", "serviceaccount", "backup-writer", "-n", WORKLOADS, `eks.amazonaws.com/role-arn=${minio.roleArn}`]);
+    const identities: [string, Record<string, string>, Record<string, string>][] = [
+      ["irsa", { provider: "aws" }, { provider: "aws", source: "operator", roleArn: minio.roleArn ?? "" }],
+      [
+        "own-sa",
+        { provider: "aws", serviceAccountName: "backup-writer" },
+        { provider: "aws", source: "serviceAccount", roleArn: minio.roleArn ?? "", serviceAccount: "backup-writer" },
+      ],
+    ];
+    for (const [name, identity] of identities) {
+      await BackupBucket.create(s3, `${name}-pod`);
+      env().git.createRepo(`incluster-${name}`);
+      const cbs = {
+        apiVersion: "gitsync.dev/v1alpha1",
+        kind: "ClusterBackupSync",
+        metadata: { name, namespace: WORKLOADS },
+        spec: {
+          source: { endpoint: env().podUrl(minio.endpoint), bucket: `${name}-pod`, insecure: true, ...identity },
+          destination: { url: env().podUrl(env().git.url(`incluster-${name}`)), secretRef: { name: "git-irsa" } },
+        },
+      };
+      await kubectlOk(["apply", "-f", "-"], stringify(cbs));
+    }
+    s3.destroy();
+    for (const [name, , shown] of identities) {
+      const synced = await waitForReady(
+        () => kube.request<StatusLike & { status?: { identity?: unknown } }>("GET", resourcePath(resourceOf(clusterBackupSyncKind), WORKLOADS, name)),
+        "True",
+        "Synced",
+        90_000,
+      );
+      assert.deepEqual(synced.status?.identity, shown);
+      assert.equal(env().git.git(`incluster-${name}`, "rev-list", "--count", "main"), "1");
+    }
+    await kubectlOk(["delete", "cbs", "-n", WORKLOADS, "irsa", "own-sa", "--wait=true", "--timeout=60s"]);
   });
 
   describe("sharded: 300 objects of mixed kinds across the replicas", function () {
