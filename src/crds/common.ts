@@ -160,7 +160,7 @@ export const commonStatusFields = {
     .array(condition)
     .optional()
     .meta({ "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"] }),
-  lastHandledReconcileAt: z.string().optional().describe("The last gitsync.dev/requestedAt value handled."),
+  lastHandledReconcileAt: z.string().optional().describe("The last reconcile request handled: gitsync.dev/requestedAt or reconcile.fluxcd.io/requestedAt."),
 };
 
 export type GitSource = z.infer<typeof gitSource>;

@@ -18,7 +18,7 @@ import { LeaderElector, type LeaderElectionOptions } from "./leader.js";
 import { forgetResource, leaderGauge, queueDepth, shardObjects } from "./metrics.js";
 import { MANAGED_SELECTOR, ownerKey } from "./owners.js";
 import { WorkQueue } from "./queue.js";
-import { Reconciler, REQUESTED_AT_ANNOTATION, type CommonSpec, type CommonStatus, type ControllerDefinition } from "./reconciler.js";
+import { Reconciler, requestedAt, type CommonSpec, type CommonStatus, type ControllerDefinition } from "./reconciler.js";
 import { OperatorServer } from "./server.js";
 import { DRAIN_LABEL, memberLeaseName, memberName, owns, RING_LABEL, Sharder, SHARD_LABEL } from "./sharder.js";
 import { validateSteps } from "./steps.js";
@@ -368,18 +368,14 @@ export class Manager {
 /**
  * Status writes bump resourceVersion but not generation; reconciling on them would loop, and
  * so would any label or annotation edit. A pass is due when the object appears, or its spec
- * (generation), gitsync.dev/requestedAt or deletion state changes.
+ * (generation), reconcile request (gitsync.dev/requestedAt or Flux's) or deletion state changes.
  */
 export function needsReconcile(previous: KubeObject | undefined, current: KubeObject | undefined): boolean {
   if (!current) return false;
   if (!previous) return true;
   const a = previous.metadata;
   const b = current.metadata;
-  return (
-    a.generation !== b.generation ||
-    a.deletionTimestamp !== b.deletionTimestamp ||
-    a.annotations?.[REQUESTED_AT_ANNOTATION] !== b.annotations?.[REQUESTED_AT_ANNOTATION]
-  );
+  return a.generation !== b.generation || a.deletionTimestamp !== b.deletionTimestamp || requestedAt(a) !== requestedAt(b);
 }
 
 function waitForAbort(signal: AbortSignal): Promise<void> {

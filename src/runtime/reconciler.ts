@@ -23,6 +23,24 @@ import type { WorkResult } from "./queue.js";
 import { runSteps, type Step, type StepConditions } from "./steps.js";
 
 export const REQUESTED_AT_ANNOTATION = "gitsync.dev/requestedAt";
+/** Flux's annotation for the same request, honoured so that the tools that speak it (the flux CLI's habits, k9s plugins, Headlamp, Weave GitOps) can trigger a pass. */
+export const FLUX_REQUESTED_AT_ANNOTATION = "reconcile.fluxcd.io/requestedAt";
+
+/**
+ * The reconcile request an object carries: gitsync.dev/requestedAt or Flux's, and when both are
+ * set, the later time (a value that is no time counts as the earliest; a tie goes to ours).
+ * Its value is what status.lastHandledReconcileAt echoes once handled.
+ */
+export function requestedAt(metadata: { annotations?: Record<string, string> }): string | undefined {
+  const ours = metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+  const flux = metadata.annotations?.[FLUX_REQUESTED_AT_ANNOTATION];
+  if (ours === undefined || flux === undefined) return ours ?? flux;
+  const time = (value: string): number => {
+    const parsed = Date.parse(value);
+    return Number.isNaN(parsed) ? -Infinity : parsed;
+  };
+  return time(flux) > time(ours) ? flux : ours;
+}
 
 export interface CommonSpec {
   interval?: string;
@@ -183,8 +201,8 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     });
     ctx.status.conditions = conditions.list();
     ctx.status.observedGeneration = generation;
-    const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-    if (requestedAt) ctx.status.lastHandledReconcileAt = requestedAt;
+    const request = requestedAt(object.metadata);
+    if (request) ctx.status.lastHandledReconcileAt = request;
     try {
       if (!isDeepStrictEqual(ctx.status, written)) await this.patchStatus(object, ctx.status);
     } finally {
@@ -200,12 +218,12 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
    */
   private async showProgress(object: CustomObject<Spec, Status>, previous: Status): Promise<Status> {
     const generation = object.metadata.generation ?? 0;
-    const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
+    const request = requestedAt(object.metadata);
     const newGeneration = previous.observedGeneration !== generation;
     const newRequest = isNewRequest(object, previous);
     if (!newGeneration && !newRequest) return previous;
     const conditions = new ConditionSet(previous.conditions, generation);
-    const message = newGeneration ? `Reconciling generation ${generation}` : `Reconciling as requested at ${requestedAt}`;
+    const message = newGeneration ? `Reconciling generation ${generation}` : `Reconciling as requested at ${request}`;
     markProgressing(conditions, message, newGeneration);
     const next = { ...previous, conditions: conditions.list() };
     if (!isDeepStrictEqual(next, previous)) await this.patchStatus(object, next);
@@ -402,8 +420,8 @@ function safeDuration(text: string): number | undefined {
   }
 }
 
-/** A requestedAt the status has not yet answered. */
+/** A request (ours or Flux's) the status has not yet answered. */
 function isNewRequest(object: { metadata: { annotations?: Record<string, string> } }, status: { lastHandledReconcileAt?: string }): boolean {
-  const requestedAt = object.metadata.annotations?.[REQUESTED_AT_ANNOTATION];
-  return requestedAt !== undefined && requestedAt !== status.lastHandledReconcileAt;
+  const request = requestedAt(object.metadata);
+  return request !== undefined && request !== status.lastHandledReconcileAt;
 }

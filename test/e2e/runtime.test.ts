@@ -119,7 +119,7 @@ describe("controller runtime (real API server)", function () {
     assert.ok((third.status?.passes ?? 0) > (second.status?.passes ?? 0));
   });
 
-  it("honours gitsync.dev/requestedAt with an immediate pass, echoed into status", async () => {
+  it("honours gitsync.dev/requestedAt and Flux's reconcile.fluxcd.io/requestedAt with an immediate pass, echoed into status", async () => {
     const ns = await freshNamespace();
     await applyProbe(ns, "poke", { interval: "1h" });
     const before = await waitReady(kube, ns, "poke");
@@ -131,6 +131,15 @@ describe("controller runtime (real API server)", function () {
       return probe;
     });
     assert.equal(after.status?.passes, (before.status?.passes ?? 0) + 1);
+    // Flux's annotation, as k9s, Headlamp or the flux CLI's habits set it: a later time is a new request.
+    const flux = new Date(Date.parse(stamp) + 1000).toISOString();
+    await kubectlOk(["annotate", "-n", ns, "probe/poke", `reconcile.fluxcd.io/requestedAt=${flux}`]);
+    const again = await eventually(async () => {
+      const probe = await getProbe(kube, ns, "poke");
+      assert.equal(probe.status?.lastHandledReconcileAt, flux);
+      return probe;
+    });
+    assert.equal(again.status?.passes, (after.status?.passes ?? 0) + 1);
   });
 
   it("stalls on an error a person must fix, does not retry, and recovers when the spec is fixed", async () => {

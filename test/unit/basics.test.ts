@@ -4,6 +4,7 @@ import { z } from "zod";
 import { authHeaders, credentialsFromSecret } from "../../src/git/auth.js";
 import { formatDuration, parseDuration } from "../../src/util/duration.js";
 import { needsReconcile } from "../../src/runtime/manager.js";
+import { requestedAt } from "../../src/runtime/reconciler.js";
 import { redact, registerSecret, safeUrl } from "../../src/util/redact.js";
 import { parseOperatorFlags } from "../../src/cli/operator.js";
 import { fingerprint, hostKeyAlgorithms, keysFor } from "../../src/git/known-hosts.js";
@@ -127,6 +128,31 @@ describe("describeZodError", () => {
   });
 });
 
+describe("the reconcile request an object carries", () => {
+  const table: [string, Record<string, string> | undefined, string | undefined][] = [
+    ["none", undefined, undefined],
+    ["ours alone", { "gitsync.dev/requestedAt": "any value" }, "any value"],
+    ["Flux's alone", { "reconcile.fluxcd.io/requestedAt": "2026-12-07T10:00:00.123Z" }, "2026-12-07T10:00:00.123Z"],
+    [
+      "the later of the two",
+      { "gitsync.dev/requestedAt": "2026-12-07T09:00:00Z", "reconcile.fluxcd.io/requestedAt": "2026-12-07T10:00:00Z" },
+      "2026-12-07T10:00:00Z",
+    ],
+    [
+      "ours when it is later",
+      { "gitsync.dev/requestedAt": "2026-12-07T11:00:00Z", "reconcile.fluxcd.io/requestedAt": "2026-12-07T10:00:00Z" },
+      "2026-12-07T11:00:00Z",
+    ],
+    [
+      "a time over a value that is none",
+      { "gitsync.dev/requestedAt": "now", "reconcile.fluxcd.io/requestedAt": "2026-12-07T10:00:00Z" },
+      "2026-12-07T10:00:00Z",
+    ],
+    ["ours when neither is a time", { "gitsync.dev/requestedAt": "a", "reconcile.fluxcd.io/requestedAt": "b" }, "a"],
+  ];
+  for (const [name, annotations, expected] of table) it(`is ${name}`, () => assert.equal(requestedAt({ annotations }), expected));
+});
+
 describe("needsReconcile (what a watch event enqueues)", () => {
   const obj = (meta: Partial<KubeObject["metadata"]>): KubeObject => ({
     apiVersion: "v1",
@@ -139,6 +165,13 @@ describe("needsReconcile (what a watch event enqueues)", () => {
     ["a status-only write (generation unchanged)", obj({}), obj({ resourceVersion: "2" }), false],
     ["a spec change", obj({}), obj({ generation: 2 }), true],
     ["a requestedAt annotation", obj({}), obj({ annotations: { "gitsync.dev/requestedAt": "now" } }), true],
+    ["Flux's requestedAt annotation", obj({}), obj({ annotations: { "reconcile.fluxcd.io/requestedAt": "2026-12-07T10:00:00Z" } }), true],
+    [
+      "a Flux request older than ours (ours still counts)",
+      obj({ annotations: { "gitsync.dev/requestedAt": "2026-12-07T10:00:00Z" } }),
+      obj({ annotations: { "gitsync.dev/requestedAt": "2026-12-07T10:00:00Z", "reconcile.fluxcd.io/requestedAt": "2026-12-07T09:00:00Z" } }),
+      false,
+    ],
     ["the start of deletion", obj({}), obj({ deletionTimestamp: "2026-01-01T00:00:00Z" }), true],
     ["another annotation (kubectl annotate for anything else)", obj({}), obj({ resourceVersion: "2", annotations: { note: "x" } }), false],
     ["a label edit", obj({}), obj({ resourceVersion: "2", labels: { team: "a" } }), false],

@@ -18,7 +18,7 @@ import type { RenderedProject } from "../../compose/render.js";
 import { ageDecrypt, renderAtCommit } from "../../engines/compose.js";
 import type { GitRepository } from "../../git/repo.js";
 import { retry, stall } from "../../runtime/errors.js";
-import type { ControllerDefinition, KindStep, ReconcileContext } from "../../runtime/reconciler.js";
+import { requestedAt, type ControllerDefinition, type KindStep, type ReconcileContext } from "../../runtime/reconciler.js";
 import { readSecret } from "../../runtime/secrets.js";
 import { healthWaits } from "./health.js";
 import type { ControllerDeps } from "../deps.js";
@@ -131,7 +131,7 @@ const renderStep: CdStep = {
     }
     pass.plans = planAgainstCluster(await previousRender(ctx, pass), pass.rendered, pass.live);
     ctx.status.notes = pass.rendered.notes.length ? pass.rendered.notes : undefined;
-    const held = ctx.status.failedRevision === commit && ctx.object.metadata.annotations?.["gitsync.dev/requestedAt"] === ctx.status.lastHandledReconcileAt;
+    const held = ctx.status.failedRevision === commit && requestedAt(ctx.object.metadata) === ctx.status.lastHandledReconcileAt;
     pass.heldBack = held && ctx.status.lastAppliedRevision !== undefined;
   },
 };
