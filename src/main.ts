@@ -2,6 +2,7 @@
 // `gitsync`: the operator and the commands that run its engines once (in CI, in a CronJob).
 
 import { readFileSync } from "node:fs";
+import type { LiveCommand } from "./cli/live.js";
 import { nodeVersionProblem } from "./util/node-version.js";
 
 // Each command is imported only when it runs: a CronJob's `backup sync` or a CI step's
@@ -16,10 +17,19 @@ Commands:
   dataset      discover, watch, import and publish dataset adverts in etcd (gitsync dataset --help)
   compose      render and plan ComposeDeployment projects (gitsync compose --help)
   partition    mirror repos through an S3 bucket across a partition, once (gitsync partition --help)
+  get          list gitsync resources in the cluster, with readiness (gitsync get --help)
+  reconcile    reconcile a resource now and wait for the result
+  suspend, resume   stop and restart a resource's reconciles
+  events       a resource's events and its children's
+  tree, trace  what a resource reads and owns; which resource manages an object
   version      print the version
 
 Run 'gitsync <command> --help' for a command's options.
 `;
+
+/** The commands for live resources (cli/live.ts), named here so that other commands never load them. */
+const LIVE: readonly LiveCommand[] = ["get", "reconcile", "suspend", "resume", "events", "tree", "trace"];
+const isLiveCommand = (command: string | undefined): command is LiveCommand => (LIVE as readonly (string | undefined)[]).includes(command);
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8")) as { version: string };
@@ -33,6 +43,7 @@ async function main(argv: string[]): Promise<number> {
     return 2;
   }
   const [command, ...rest] = argv;
+  if (isLiveCommand(command)) return (await import("./cli/live.js")).runLive(command, rest);
   switch (command) {
     case "operator": {
       const [{ runOperator }, { controllers }] = await Promise.all([import("./cli/operator.js"), import("./controllers/index.js")]);

@@ -67,6 +67,11 @@ export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Pro
     });
     execFileSync(process.execPath, [path.join(ROOT, "hack/patch-deps.mjs"), path.join(app, "node_modules")], { stdio: ["ignore", "ignore", "inherit"] });
     rmSync(path.join(app, "package-lock.json"));
+    // `gitsync` and `kubectl-gitsync` on the image's PATH (kubectl exec ... -- gitsync get): launchers
+    // that need no shell, run by the image's own Node.js.
+    for (const command of ["gitsync", "kubectl-gitsync"]) {
+      writeFileSync(path.join(root, "usr/local/bin", command), '#!/usr/local/bin/node\nimport("/app/dist/src/main.js");\n', { mode: 0o755 });
+    }
     mkdirSync(path.join(root, "etc"));
     writeFileSync(path.join(root, "etc/passwd"), `root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:${OPERATOR_UID}:${OPERATOR_UID}::/work:/sbin/nologin\n`);
     writeFileSync(path.join(root, "etc/group"), `root:x:0:\nnonroot:x:${OPERATOR_UID}:\n`);
@@ -76,7 +81,7 @@ export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Pro
         name,
         root,
         entrypoint: ["/usr/local/bin/node", "/app/dist/src/main.js"],
-        env: ["NODE_ENV=production"],
+        env: ["NODE_ENV=production", "PATH=/usr/local/bin:/usr/bin:/bin"],
         workingDir: "/app",
         user: `${OPERATOR_UID}:${OPERATOR_UID}`,
       },

@@ -85,4 +85,9 @@ export const clusterBackupSyncKind: KindDefinition<ClusterBackupSyncSpec, Cluste
     { name: "Commit", type: "string", jsonPath: ".status.lastCommitShort" },
   ],
   conditions: Object.values(ClusterBackupSyncCondition),
+  sources: (spec, status) => [
+    { url: `s3 ${spec.source.endpoint}/${spec.source.bucket}/${spec.source.prefix}` },
+    { url: spec.destination.url, ref: `branch ${spec.destination.branch}`, revision: status?.lastCommit },
+  ],
+  revision: (status) => status?.lastCommitShort,
 };

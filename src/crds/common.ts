@@ -194,4 +194,23 @@ export interface KindDefinition<Spec = unknown, Status = unknown> {
   group?: string;
   version?: string;
   categories?: string[];
+  /** What the object reads, for `gitsync tree`: each source's URL, ref and the revision last acted on. */
+  sources?(spec: Spec, status: Status | undefined): SourceShown[];
+  /** The revision the object last acted on, short, for `gitsync get`. */
+  revision?(status: Status | undefined): string | undefined;
+}
+
+/** A source as the live commands show it. */
+export interface SourceShown {
+  url: string;
+  ref?: string;
+  revision?: string;
+}
+
+/** A git ref as one word: the branch, tag or commit it names. */
+export function refShown(ref: { branch?: string; tag?: string; commit?: string } | undefined): string {
+  if (!ref) return "branch main";
+  if (ref.tag) return `tag ${ref.tag}`;
+  if (ref.commit) return `commit ${ref.commit.slice(0, 12)}`;
+  return `branch ${ref.branch ?? "main"}`;
 }

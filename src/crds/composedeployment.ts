@@ -4,7 +4,7 @@
 
 import { z } from "zod";
 import { parseDuration } from "../util/duration.js";
-import { commonSpecFields, commonStatusFields, duration, gitSource, secretRef, type KindDefinition } from "./common.js";
+import { refShown, commonSpecFields, commonStatusFields, duration, gitSource, secretRef, type KindDefinition } from "./common.js";
 
 export const composeDeploymentSpec = z
   .object({
@@ -109,4 +109,6 @@ export const composeDeploymentKind: KindDefinition<ComposeDeploymentSpec, Compos
     { name: "Revision", type: "string", jsonPath: ".status.shortRevision" },
   ],
   conditions: Object.values(ComposeDeploymentCondition),
+  sources: (spec, status) => [{ url: spec.source.url, ref: refShown(spec.source.ref), revision: status?.lastAppliedRevision }],
+  revision: (status) => status?.shortRevision,
 };

@@ -2,7 +2,7 @@
 // that others can discover, follow and import it, with no central owner.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, duration, gitSource, secretRef, type KindDefinition } from "./common.js";
+import { refShown, commonSpecFields, commonStatusFields, duration, gitSource, secretRef, type KindDefinition } from "./common.js";
 
 const segment = z
   .string()
@@ -73,4 +73,6 @@ export const datasetAdvertKind: KindDefinition<DatasetAdvertSpec, DatasetAdvertS
     { name: "Commit", type: "string", jsonPath: ".status.advertisedCommitShort" },
   ],
   conditions: Object.values(DatasetAdvertCondition),
+  sources: (spec, status) => [{ url: spec.source.url, ref: refShown(spec.source.ref), revision: status?.advertisedCommit }],
+  revision: (status) => status?.advertisedCommitShort,
 };

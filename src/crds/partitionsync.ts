@@ -129,4 +129,14 @@ export const partitionSyncKind: KindDefinition<PartitionSyncSpec, PartitionSyncS
     { name: "Synced", type: "integer", jsonPath: ".status.synced" },
   ],
   conditions: Object.values(PartitionSyncCondition),
+  sources: (spec, status) => [
+    { url: `s3 ${spec.bucket.endpoint}/${spec.bucket.bucket}/${spec.bucket.prefix ?? ""}` },
+    ...(spec.repos ?? []).map((repo) => ({
+      url: repo.source.url,
+      ref: `branch ${repo.source.branch}`,
+      revision: status?.repos?.find((r) => r.destination === `${repo.destination.group}/${repo.destination.project}@${repo.destination.branch}`)?.sourceCommit,
+    })),
+    ...(spec.destination ? [{ url: spec.destination.baseUrl }] : []),
+  ],
+  revision: (status) => (status?.repoCount === undefined ? undefined : `${status.synced ?? 0}/${status.repoCount} repos`),
 };

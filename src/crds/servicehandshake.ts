@@ -2,7 +2,7 @@
 // config repos agree with each other.
 
 import { z } from "zod";
-import { commonSpecFields, commonStatusFields, gitSource, type KindDefinition } from "./common.js";
+import { refShown, commonSpecFields, commonStatusFields, gitSource, type KindDefinition } from "./common.js";
 
 export const serviceHandshakeSpec = z.object({
   ...commonSpecFields,
@@ -71,4 +71,14 @@ export const serviceHandshakeKind: KindDefinition<ServiceHandshakeSpec, ServiceH
     { name: "Failed", type: "integer", jsonPath: ".status.servicesFailed" },
   ],
   conditions: Object.values(ServiceHandshakeCondition),
+  sources: (spec, status) =>
+    spec.services.map((service, index) => ({
+      url: service.source.url,
+      ref: refShown(service.source.ref),
+      revision: status?.services?.[index]?.revision,
+    })),
+  revision: (status) => {
+    const revisions = new Set((status?.services ?? []).map((s) => s.revision).filter(Boolean));
+    return revisions.size === 0 ? undefined : revisions.size === 1 ? [...revisions][0]?.slice(0, 12) : `${revisions.size} revisions`;
+  },
 };

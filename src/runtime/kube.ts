@@ -117,8 +117,8 @@ export class KubeClient {
   }
 
   /** Loads from --kubeconfig, $KUBECONFIG, ~/.kube/config, or the in-cluster ServiceAccount. */
-  static fromKubeconfig(path?: string): KubeClient {
-    return new KubeClient(loadClusterAccess(path));
+  static fromKubeconfig(path?: string, context?: string): KubeClient {
+    return new KubeClient(loadClusterAccess(path, context));
   }
 
   async request<T>(method: string, path: string, options: RequestOptions = {}): Promise<T> {

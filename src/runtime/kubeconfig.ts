@@ -14,6 +14,8 @@ import { parse } from "yaml";
 /** The API server's address and a way to add credentials to a request. */
 export interface ClusterAccess {
   server: string;
+  /** The context's namespace (or the ServiceAccount's, in a cluster), for commands that default to it. */
+  namespace?: string;
   /** Adds the TLS material and the Authorization header to a request's options. */
   apply(options: https.RequestOptions): Promise<void>;
 }
@@ -45,7 +47,7 @@ interface NamedUser {
 }
 interface NamedContext {
   name: string;
-  context?: { cluster?: string; user?: string };
+  context?: { cluster?: string; user?: string; namespace?: string };
 }
 interface KubeconfigFile {
   clusters?: NamedCluster[];
@@ -58,13 +60,20 @@ const SERVICE_ACCOUNT = "/var/run/secrets/kubernetes.io/serviceaccount";
 /** How long a token file's contents are used before it is read again. */
 const TOKEN_FILE_TTL_MS = 60_000;
 
-/** Loads from the path given, $KUBECONFIG (a list, merged: first wins), ~/.kube/config, or the in-cluster ServiceAccount. */
-export function loadClusterAccess(file?: string): ClusterAccess {
-  if (file) return fromFiles([file]);
+/**
+ * Loads from the path given, $KUBECONFIG (a list, merged: first wins), ~/.kube/config, or the
+ * in-cluster ServiceAccount; `context` picks a context other than the current one (--context).
+ */
+export function loadClusterAccess(file?: string, context?: string): ClusterAccess {
+  if (file) return fromFiles([file], context);
   const fromEnv = (process.env.KUBECONFIG ?? "").split(path.delimiter).filter(Boolean);
-  if (fromEnv.length > 0) return fromFiles(fromEnv.filter((f) => existsSync(f)));
+  if (fromEnv.length > 0)
+    return fromFiles(
+      fromEnv.filter((f) => existsSync(f)),
+      context,
+    );
   const home = path.join(os.homedir(), ".kube", "config");
-  if (existsSync(home)) return fromFiles([home]);
+  if (existsSync(home)) return fromFiles([home], context);
   if (process.env.KUBERNETES_SERVICE_HOST) return inCluster();
   throw new Error("no kubeconfig: pass --kubeconfig, set KUBECONFIG, create ~/.kube/config, or run in a cluster");
 }
@@ -74,8 +83,10 @@ function inCluster(): ClusterAccess {
   const port = process.env.KUBERNETES_SERVICE_PORT ?? "443";
   const ca = readFileSync(path.join(SERVICE_ACCOUNT, "ca.crt"));
   const token = tokenReader(path.join(SERVICE_ACCOUNT, "token"));
+  const namespaceFile = path.join(SERVICE_ACCOUNT, "namespace");
   return {
     server: `https://${host.includes(":") ? `[${host}]` : host}:${port}`,
+    namespace: existsSync(namespaceFile) ? readFileSync(namespaceFile, "utf8").trim() : undefined,
     apply: (options) => {
       options.ca = ca;
       options.headers = { ...options.headers, Authorization: `Bearer ${token()}` };
@@ -116,21 +127,21 @@ function mergeFiles(files: string[]): Merged {
   return merged;
 }
 
-function fromFiles(files: string[]): ClusterAccess {
+function fromFiles(files: string[], contextName?: string): ClusterAccess {
   if (files.length === 0) throw new Error("none of the files in KUBECONFIG exists");
   const merged = mergeFiles(files);
   const where = files.join(path.delimiter);
-  const context = merged.contexts.find((c) => c.name === merged.current)?.context;
-  if (!context) throw new Error(`${where}: current-context ${JSON.stringify(merged.current ?? "")} names no context`);
+  const context = chosenContext(merged, where, contextName);
   const cluster = merged.clusters.find((c) => c.name === context.cluster);
   const server = cluster?.cluster?.server;
   if (!cluster || !server) throw new Error(`${where}: the current context's cluster ${JSON.stringify(context.cluster ?? "")} has no server`);
   const user = merged.users.find((u) => u.name === context.user);
-  if (user?.user?.exec || user?.user?.["auth-provider"]) return withPlugin(files, server);
+  if (user?.user?.exec || user?.user?.["auth-provider"]) return { ...withPlugin(files, server, contextName), namespace: context.namespace };
   const tls = tlsOf(merged, cluster, user);
   const authorization = authorizationOf(user?.user ?? {}, user ? merged.bases.get(user) : undefined);
   return {
     server,
+    namespace: context.namespace,
     apply: (options) => {
       Object.assign(options, tls);
       const header = authorization();
@@ -138,6 +149,14 @@ function fromFiles(files: string[]): ClusterAccess {
       return Promise.resolve();
     },
   };
+}
+
+/** The context named by --context, else the current one; an error names which was asked for. */
+function chosenContext(merged: Merged, where: string, name: string | undefined): NonNullable<NamedContext["context"]> {
+  const chosen = name ?? merged.current;
+  const context = merged.contexts.find((c) => c.name === chosen)?.context;
+  if (!context) throw new Error(`${where}: ${name ? "context" : "current-context"} ${JSON.stringify(chosen ?? "")} names no context`);
+  return context;
 }
 
 /** A cluster's CA and a user's client certificate and key (inline, or files relative to their kubeconfig), and the TLS options. */
@@ -172,11 +191,12 @@ function authorizationOf(user: NonNullable<NamedUser["user"]>, base: string | un
 }
 
 /** An exec or auth-provider user: client-node's KubeConfig runs the plugin (loaded only here). */
-function withPlugin(files: string[], server: string): ClusterAccess {
+function withPlugin(files: string[], server: string, context?: string): ClusterAccess {
   const config = import("@kubernetes/client-node").then(({ KubeConfig }) => {
     const kc = new KubeConfig();
     if (files.length === 1) kc.loadFromFile(files[0] as string);
     else kc.loadFromDefault();
+    if (context) kc.setCurrentContext(context);
     return kc;
   });
   return { server, apply: async (options) => (await config).applyToHTTPSOptions(options) };

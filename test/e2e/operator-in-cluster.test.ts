@@ -162,6 +162,11 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
       assert.ok(owner && (await operatorPods()).some((p) => p.metadata.name === owner), `${kind.kind} ${name} is owned by a pod: ${owner}`);
       assert.match(await kubectlOk(["logs", "-n", NS, owner]), new RegExp(`"message":"Reconciled ${kind.kind}"`));
     }
+    // The image carries the kubectl plugin; inside the pod it reads the in-cluster config.
+    const pod = (await operatorPods())[0]?.metadata.name ?? "";
+    const listed = await kubectlOk(["exec", "-n", NS, pod, "--", "kubectl-gitsync", "get", "-n", WORKLOADS]);
+    assert.match(listed, /^servicehandshake\/shop\s+True\s/m);
+    assert.match(listed, /^clusterbackupsync\/backups\s+True\s/m);
   });
 
   it("fails over to the standby within the lease duration when the leader pod is killed", async function () {
