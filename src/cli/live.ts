@@ -183,7 +183,7 @@ async function get(live: Live, word: string | undefined): Promise<number> {
     found.push(...objects.map((o): [KindDefinition, GitsyncObject] => [kind, o]));
   }
   printObjects(live, found, true);
-  if (live.values.watch) await watchObjects(live, chosen, name);
+  if (live.values.watch) await watchObjects(live, chosen, name, new Map(found.map(([, o]) => [o.metadata.uid ?? "", o.metadata.resourceVersion])));
   return found.every(([, o]) => readiness(o) === "True") ? 0 : 1;
 }
 
@@ -226,7 +226,8 @@ function printObjects(live: Live, found: [KindDefinition, GitsyncObject][], head
   live.out(header ? table : table.split("\n").slice(1).join("\n"));
 }
 
-async function watchObjects(live: Live, chosen: KindDefinition[], name: string | undefined): Promise<void> {
+/** Prints a row for every change from now on; `shown` holds the versions printed already (a watch starts by listing them again). */
+async function watchObjects(live: Live, chosen: KindDefinition[], name: string | undefined, shown: Map<string, string | undefined>): Promise<void> {
   const stop = new AbortController();
   process.once("SIGINT", () => stop.abort());
   await Promise.all(
@@ -236,7 +237,10 @@ async function watchObjects(live: Live, chosen: KindDefinition[], name: string |
           resourcePath(ref(kind), live.allNamespaces ? undefined : live.namespace),
           name ? { fieldSelector: `metadata.name=${name}` } : {},
           (event) => {
-            if (event.type === "ADDED" || event.type === "MODIFIED") printObjects(live, [[kind, event.object]], false);
+            const { uid = "", resourceVersion } = event.object.metadata;
+            if ((event.type !== "ADDED" && event.type !== "MODIFIED") || shown.get(uid) === resourceVersion) return;
+            shown.set(uid, resourceVersion);
+            printObjects(live, [[kind, event.object]], false);
           },
           stop.signal,
         )

@@ -3,7 +3,7 @@
 // one-line errors, and `kubectl gitsync` as a kubectl plugin.
 
 import assert from "node:assert/strict";
-import { execFile } from "node:child_process";
+import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -79,6 +79,21 @@ describe("gitsync get, reconcile, suspend, resume, events, tree and trace (real 
     const wide = await gitsync("get", "cdep", "-A", "-o", "wide");
     assert.match(wide.stdout.split("\n")[0] ?? "", /^NAMESPACE\s+NAME\s+READY\s+STATUS\s+REVISION\s+SUSPENDED\s+AGE\s+SOURCES\s+LAST REQUEST$/);
     assert.match(wide.stdout, new RegExp(`${ns}\\s+composedeployment/hello\\s+True.*${env().git.url("live-compose").replace(/[./]/g, "\\$&")}`));
+  });
+
+  it("get --watch prints a row as each change arrives, until interrupted", async () => {
+    const child = spawn(process.execPath, [path.join(ROOT, "dist/src/main.js"), "get", "shs/shop", "-n", ns, "--watch"], {
+      env: { ...process.env, KUBECONFIG: env().admin.kubeconfig },
+    });
+    let output = "";
+    child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+    await eventually(() => assert.match(output, /^NAME\s+READY/m), 20_000);
+    const rowsBefore = output.split("\n").filter((l) => l.startsWith("servicehandshake/shop")).length;
+    await kubectlOk(["annotate", "-n", ns, "shs/shop", `gitsync.dev/requestedAt=watched-${Date.now()}`, "--overwrite"]);
+    await eventually(() => assert.ok(output.split("\n").filter((l) => l.startsWith("servicehandshake/shop")).length > rowsBefore, output), 30_000);
+    child.kill("SIGINT");
+    assert.equal(await exited, 0, "Ready when interrupted");
   });
 
   it("reconcile asks for a pass and waits for its result: 0 when Ready, 1 with the message when not, 3 when time runs out", async () => {
