@@ -29,9 +29,39 @@ describe("Helm chart (real helm, real API server)", function () {
       .filter((d): d is { kind: string } => Boolean(d?.kind))
       .map((d) => d.kind)
       .sort();
-    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "ServiceAccount"])
+    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"])
       assert.ok(kinds.includes(kind), `renders a ${kind}`);
     await kubectlOk(["apply", "--dry-run=server", "-n", "gitsync-system", "-f", "-"], rendered);
+  });
+
+  it("admits only the named peers to the operator's port with networkPolicy, and nobody when none are named", async () => {
+    const policyOf = async (...set: string[]): Promise<{ spec: { ingress: { from?: unknown[]; ports: unknown[] }[] } }> => {
+      const rendered = await helm(
+        "template",
+        "gitsync",
+        CHART,
+        "--namespace",
+        "gitsync-system",
+        "--show-only",
+        "templates/availability.yaml",
+        "--set",
+        "networkPolicy.enabled=true",
+        ...set,
+      );
+      await kubectlOk(["apply", "--dry-run=server", "-n", "gitsync-system", "-f", "-"], rendered);
+      const policy = parseAllDocuments(rendered)
+        .map((d) => d.toJS() as { kind?: string; spec: { ingress: { from?: unknown[]; ports: unknown[] }[] } })
+        .find((d) => d.kind === "NetworkPolicy");
+      assert.ok(policy, "renders a NetworkPolicy");
+      return policy;
+    };
+    assert.deepEqual((await policyOf()).spec.ingress, [], "no peers: no ingress rule (an empty from would admit all)");
+    const monitoring = await policyOf("--set", "networkPolicy.from[0].namespaceSelector.matchLabels.team=monitoring");
+    assert.deepEqual(monitoring.spec.ingress, [
+      { ports: [{ port: "http", protocol: "TCP" }], from: [{ namespaceSelector: { matchLabels: { team: "monitoring" } } }] },
+    ]);
+    const single = await helm("template", "gitsync", CHART, "--set", "replicas=1");
+    assert.doesNotMatch(single, /kind: PodDisruptionBudget/, "no budget for a single replica, which it would block from every drain");
   });
 
   it("with aws.objectIdentity=false refuses serviceAccountName and grants no ServiceAccount tokens; aws.roleArn mounts a projected token", async () => {
