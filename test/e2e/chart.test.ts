@@ -22,6 +22,36 @@ describe("Helm chart (real helm, real API server)", function () {
     assert.match(out, /0 chart\(s\) failed/);
   });
 
+  it("refuses a value of the wrong type, an unknown key or a duration that is none, naming the key, on template and install", async () => {
+    const refusal = async (args: string[]): Promise<string> => {
+      const failed = await helm(...args).then(
+        () => undefined,
+        (err: Error & { stderr?: string }) => err.stderr ?? err.message,
+      );
+      assert.ok(failed, `helm ${args.join(" ")} should fail`);
+      return failed;
+    };
+    assert.match(await refusal(["template", "gitsync", CHART, "--set", "replicas=banana"]), /at '\/replicas': got string, want integer/);
+    assert.match(await refusal(["template", "gitsync", CHART, "--set", "replica=3"]), /additional properties 'replica' not allowed/);
+    assert.match(
+      await refusal(["template", "gitsync", CHART, "--set", "leaderElection.leaseDuration=soon"]),
+      /at '\/leaderElection\/leaseDuration': 'soon' does not match pattern/,
+    );
+    const install = [
+      "install",
+      "bad-values",
+      CHART,
+      "--kubeconfig",
+      env().admin.kubeconfig,
+      "--namespace",
+      "gitsync-system",
+      "--dry-run=server",
+      "--set",
+      "logLevel=loud",
+    ];
+    assert.match(await refusal(install), /at '\/logLevel': value must be one of/);
+  });
+
   it("renders objects the API server accepts", async () => {
     const rendered = await helm("template", "gitsync", CHART, "--namespace", "gitsync-system", "--include-crds");
     const kinds = parseAllDocuments(rendered)
