@@ -17,7 +17,10 @@ export const chartValues = z.strictObject({
   image: group({
     repository: z.string().min(1).default("gitsync-operator").describe("The operator's image."),
     tag: z.string().default("").describe("Default: the chart's appVersion."),
-    pullPolicy: z.enum(["Always", "IfNotPresent", "Never"]).default("IfNotPresent"),
+    pullPolicy: z
+      .enum(["Always", "IfNotPresent", "Never"])
+      .default("IfNotPresent")
+      .describe("Never for an image imported into the node, as the e2e suite and the demo do."),
   }),
   nameOverride: z.string().max(63).optional().describe("The name of every object the chart makes; default the chart's name."),
   replicas: z.int().min(1).max(100).default(2).describe("With sharding each replica reconciles its share; without, one leads and the others stand by."),
@@ -28,11 +31,11 @@ export const chartValues = z.strictObject({
       "Share the objects out across the replicas (ADR 0012): each holds a Lease in the ring, the leader labels every object with its owner (gitsync.dev/shard), and a replica watches only its own label. Off: one replica (the leader) reconciles everything.",
     ),
   leaderElection: group({
-    leaseDuration: duration.default("15s"),
-    renewDeadline: duration.default("10s"),
-    retryPeriod: duration.default("2s"),
+    leaseDuration: duration.default("15s").describe("How long a dead replica holds its share (and the leader its lead) before the others take it."),
+    renewDeadline: duration.default("10s").describe("A leader that could not renew for this long steps down; shorter than leaseDuration."),
+    retryPeriod: duration.default("2s").describe("How often the Leases are renewed and watched."),
   }),
-  logLevel: z.enum(["error", "warn", "info", "debug"]).default("info"),
+  logLevel: z.enum(["error", "warn", "info", "debug"]).default("info").describe("The operator's JSON log lines at this level and above."),
   shutdownTimeout: duration.default("30s").describe("How long SIGTERM waits for running reconciles."),
   service: group({
     port: z.int().min(1).max(65535).default(8080).describe("/metrics, /healthz, /readyz, /hooks/git."),
@@ -83,11 +86,13 @@ export const chartValues = z.strictObject({
       .default([])
       .describe("NetworkPolicyPeers, e.g. [{namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}}]; empty admits nobody."),
   }).describe("Admit only the metrics scraper and the webhook senders to the operator's port. Egress (API server, git, S3, STS, etcd) is not restricted."),
-  podSecurityContext: structure.default({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } }),
-  securityContext: structure.default({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } }),
-  nodeSelector: z.record(z.string(), z.string()).default({}),
-  tolerations: z.array(structure).default([]),
-  affinity: structure.default({}),
+  podSecurityContext: structure.default({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } }).describe("The pod's securityContext."),
+  securityContext: structure
+    .default({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, capabilities: { drop: ["ALL"] } })
+    .describe("The operator container's securityContext."),
+  nodeSelector: z.record(z.string(), z.string()).default({}).describe("The pod's nodeSelector."),
+  tolerations: z.array(structure).default([]).describe("The pod's tolerations."),
+  affinity: structure.default({}).describe("The pod's affinity."),
   metrics: group({
     serviceMonitor: group({ enabled: z.boolean().default(false), interval: duration.default("30s"), labels: z.record(z.string(), z.string()).default({}) }),
     prometheusRule: group({ enabled: z.boolean().default(false), labels: z.record(z.string(), z.string()).default({}) }),
