@@ -3,7 +3,7 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 NPM := npm --loglevel=error
 
-.PHONY: help deps tools build crds lint unit test demo image bench compose-schema clean
+.PHONY: help deps tools build crds lint unit test demo image chart bench compose-schema clean
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ demo: build tools ## A real local cluster with the operator installed by its cha
 
 image: build ## The operator's image as an OCI archive, without Docker (gitsync-operator.oci.tar)
 	$(NPM) run image
+
+chart: tools ## Package the chart into dist/chart (then: helm push dist/chart/*.tgz oci://REGISTRY/charts)
+	@mkdir -p dist/chart
+	"$$(bash hack/tools.sh | sed -n 's/^helm=//p')" package deploy/helm/gitsync-operator --destination dist/chart
 
 bench: build tools ## Benchmarks against native git (prints ratios)
 	$(NPM) run bench:git

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the servers the e2e environment runs (kube-apiserver, kube-controller-manager,
-# kube-scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, versitygw, helm, Prometheus, promtool and MinIO) from their Go modules, once per version, into a cache outside
+# kube-scheduler, kubelet, kube-proxy, kubectl, etcd, CoreDNS, versitygw, helm, Prometheus, promtool, MinIO and CNCF Distribution's registry) from their Go modules, once per version, into a cache outside
 # the checkout, and prints one `name=path` line per binary. `--bench` adds Flux's source-controller.
 #
 # The wrapper modules under hack/tools/ pin the versions; their go.sum makes the build
@@ -28,6 +28,7 @@ tools=(
   "prometheus|prometheus|github.com/prometheus/prometheus/cmd/prometheus|github.com/prometheus/prometheus"
   "promtool|prometheus|github.com/prometheus/prometheus/cmd/promtool|github.com/prometheus/prometheus"
   "minio|minio|github.com/minio/minio|github.com/minio/minio"
+  "registry|registry|github.com/distribution/distribution/v3/cmd/registry|github.com/distribution/distribution/v3"
 )
 
 # With --bench, also the peers the benchmarks run side by side (the tests never need them).

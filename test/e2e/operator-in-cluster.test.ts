@@ -5,14 +5,15 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
 import { S3Client } from "@aws-sdk/client-s3";
-import { stringify } from "yaml";
+import { parse, stringify } from "yaml";
 import { OPERATOR_IMAGE, operatorImage } from "../../hack/env/images.js";
 import { startMinio } from "../../hack/env/minio.js";
+import { OciRegistry } from "../../hack/env/registry.js";
 import { clusterBackupSyncKind } from "../../src/crds/clusterbackupsync.js";
 import { serviceHandshakeKind } from "../../src/crds/servicehandshake.js";
 import { resourceOf, resourcePath, type KubeClient, type KubeList, type KubeObject } from "../../src/runtime/kube.js";
@@ -68,10 +69,20 @@ const isReady = (pod: Pod): boolean => pod.status.phase === "Running" && pod.sta
 describe("the operator in-cluster, installed with Helm (real node)", function () {
   let kube: KubeClient;
   let minio: Awaited<ReturnType<typeof startMinio>> | undefined;
+  let registry: OciRegistry | undefined;
 
   before(async function () {
     this.timeout(10 * 60_000);
     kube = adminClient();
+    // The chart as users get it: packaged, pushed to an OCI registry, installed from there.
+    const registryBinary = env().tools.registry;
+    assert.ok(registryBinary, "hack/tools.sh builds CNCF Distribution's registry");
+    registry = new OciRegistry(registryBinary, path.join(env().dir, "registry"), path.join(env().dir, "logs"));
+    await registry.start();
+    const packaged = mkdtempSync(path.join(os.tmpdir(), "gitsync-chart-"));
+    const chartArchive = (await helm("package", CHART, "--destination", packaged)).match(/saved it to: (\S+)/)?.[1];
+    assert.ok(chartArchive, "helm package says where it saved the chart");
+    await helm("push", chartArchive, `oci://${registry.host}/charts`, "--plain-http");
     const node = env().node;
     assert.ok(node, "the environment runs a node");
     const archive = path.join(mkdtempSync(path.join(os.tmpdir(), "gitsync-operator-image-")), "operator.tar");
@@ -83,6 +94,7 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
   after(async () => {
     kube.close();
     await minio?.container.stop({ timeout: 1_000 });
+    await registry?.stop();
   });
 
   afterEach(async function () {
@@ -93,13 +105,19 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     }
   });
 
-  it("installs with helm: two replicas Running and Ready on /readyz, one holding the Lease", async function () {
+  it("installs with helm from an OCI registry: two replicas Running and Ready on /readyz, one holding the Lease", async function () {
     this.timeout(5 * 60_000);
     const [repository, tag] = OPERATOR_IMAGE.split(":") as [string, string];
+    const version = (parse(readFileSync(path.join(CHART, "Chart.yaml"), "utf8")) as { version: string }).version;
+    const shown = await helm("show", "chart", `oci://${registry?.host}/charts/gitsync-operator`, "--version", version, "--plain-http");
+    assert.match(shown, /^name: gitsync-operator$/m);
     await helm(
       "install",
       "gitsync",
-      CHART,
+      `oci://${registry?.host}/charts/gitsync-operator`,
+      "--version",
+      version,
+      "--plain-http",
       "--namespace",
       NS,
       "--create-namespace",
