@@ -52,7 +52,12 @@ export async function goProgramImage(program: string, name: string, archive: str
  * The operator's image: the Node.js 24 binary of the `node` package with
  * the shared libraries it links, dist/, and the production node_modules.
  */
-export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Promise<void> {
+/**
+ * The operator's image as an OCI archive, and its SBOM (CycloneDX JSON) beside it and inside it at
+ * /app/sbom.cdx.json: every npm package the image holds, from OWASP's cyclonedx-npm, and the
+ * Node.js runtime. Returns the SBOM's path.
+ */
+export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Promise<string> {
   const root = mkdtempSync(path.join(os.tmpdir(), "gitsync-image-operator-"));
   try {
     // The `node` devDependency's binary (Node.js 24), whatever Node runs this build.
@@ -66,6 +71,13 @@ export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Pro
       stdio: ["ignore", "ignore", "inherit"],
     });
     execFileSync(process.execPath, [path.join(ROOT, "hack/patch-deps.mjs"), path.join(app, "node_modules")], { stdio: ["ignore", "ignore", "inherit"] });
+    const sbom = path.join(app, "sbom.cdx.json");
+    execFileSync(
+      process.execPath,
+      [path.join(ROOT, "node_modules/@cyclonedx/cyclonedx-npm/bin/cyclonedx-npm-cli.js"), "--omit", "dev", "--output-format", "JSON", "--output-file", sbom],
+      { cwd: app, stdio: ["ignore", "ignore", "inherit"] },
+    );
+    addRuntime(sbom, realpathSync(path.join(ROOT, "node_modules/.bin/node")));
     rmSync(path.join(app, "package-lock.json"));
     // `gitsync` and `kubectl-gitsync` on the image's PATH (kubectl exec ... -- gitsync get): launchers
     // that need no shell, run by the image's own Node.js.
@@ -87,9 +99,23 @@ export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Pro
       },
       archive,
     );
+    const beside = archive.replace(/(\.oci)?\.tar$/, "") + ".sbom.cdx.json";
+    copyFileSync(path.join(root, "app/sbom.cdx.json"), beside);
+    return beside;
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
+}
+
+/** Adds the Node.js binary the image runs to the SBOM: cyclonedx-npm knows only npm packages. */
+function addRuntime(sbom: string, node: string): void {
+  const bom = JSON.parse(readFileSync(sbom, "utf8")) as { components?: object[] };
+  const version = execFileSync(node, ["--version"], { encoding: "utf8" }).trim().replace(/^v/, "");
+  bom.components = [
+    ...(bom.components ?? []),
+    { type: "platform", name: "node", version, purl: `pkg:generic/node@${version}`, description: "The Node.js runtime at /usr/local/bin/node" },
+  ];
+  writeFileSync(sbom, `${JSON.stringify(bom, null, 2)}\n`);
 }
 
 /** Copies a dynamically linked binary and every library ldd names to the same paths under root. */

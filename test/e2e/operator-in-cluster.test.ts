@@ -86,7 +86,19 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     const node = env().node;
     assert.ok(node, "the environment runs a node");
     const archive = path.join(mkdtempSync(path.join(os.tmpdir(), "gitsync-operator-image-")), "operator.tar");
-    await operatorImage(archive);
+    const sbom = JSON.parse(readFileSync(await operatorImage(archive), "utf8")) as { bomFormat: string; components: { name: string; version: string }[] };
+    assert.equal(sbom.bomFormat, "CycloneDX");
+    const locked = (JSON.parse(readFileSync(path.join(ROOT, "package-lock.json"), "utf8")) as { packages: Record<string, { version: string }> }).packages;
+    for (const dependency of ["isomorphic-git", "@kubernetes/client-node", "ssh2"]) {
+      assert.ok(
+        sbom.components.some((c) => c.name === dependency.split("/").pop() && c.version === locked[`node_modules/${dependency}`]?.version),
+        `the SBOM lists ${dependency} at its locked version`,
+      );
+    }
+    assert.ok(
+      sbom.components.some((c) => c.name === "node" && c.version === process.versions.node),
+      "and the Node.js runtime",
+    );
     node.importImage(archive);
     await kubectlOk(["create", "namespace", WORKLOADS]);
   });
