@@ -7,7 +7,6 @@
 import assert from "node:assert/strict";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import https from "node:https";
-import os from "node:os";
 import path from "node:path";
 import { S3Client } from "@aws-sdk/client-s3";
 import { fromWebToken } from "@aws-sdk/credential-providers";
@@ -94,7 +93,7 @@ describe("Production credentials and networks", function () {
     let s3: S3Client;
     let operator: OperatorProcess;
     let tokenFile: string;
-    const scratch = mkdtempSync(path.join(os.tmpdir(), "gitsync-identity-e2e-"));
+    let scratch: string;
 
     /** A token of a ServiceAccount for STS, as EKS projects one into a pod. */
     const token = async (account: string): Promise<string> =>
@@ -102,6 +101,8 @@ describe("Production credentials and networks", function () {
 
     before(async function () {
       this.timeout(180_000);
+      // Under the environment's folder, which goes with it.
+      scratch = mkdtempSync(path.join(env().dir, "identity-e2e-"));
       minio = await startMinio(env().minioImage, { openId: { ...env().openIdProvider, clientId: "sts.amazonaws.com" } });
       assert.ok(minio.roleArn, "MinIO made a role for the API server as its OpenID provider");
       roleArn = minio.roleArn;
@@ -204,6 +205,9 @@ describe("Production credentials and networks", function () {
     it("says what is wrong with an identity, naming the ServiceAccount, the role and STS, and shows no token anywhere", async () => {
       await BackupBucket.create(s3, "no-role");
       await BackupBucket.create(s3, "unknown-role");
+      // Their repositories exist, so that the identity is the only thing that can fail.
+      env().git.createRepo("no-role");
+      env().git.createRepo("unknown-role");
       await backup("no-role", { provider: "aws", serviceAccountName: "no-role" });
       await backup("unknown-role", { provider: "aws", serviceAccountName: "unknown-role" });
       await backup("generic-no-keys", { serviceAccountName: "backup-writer" }).then(
@@ -297,6 +301,8 @@ describe("Production credentials and networks", function () {
       const wrongAudience = path.join(scratch, "wrong-audience");
       writeFileSync(wrongAudience, (await kubectlOk(["create", "token", "operator-irsa", "-n", ns, "--audience", "not-sts"])).trim());
       await BackupBucket.create(s3, "cli-refused");
+      // The repository exists, so that the bucket is the only thing that can fail (the two are reached at once).
+      env().git.createRepo("cli-refused");
       const refused = await backupSync("cli-refused", { AWS_WEB_IDENTITY_TOKEN_FILE: wrongAudience, RETRY_ATTEMPTS: "1" });
       assert.notEqual(refused.code, 0, JSON.stringify(refused));
       assert.match(

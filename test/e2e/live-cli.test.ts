@@ -5,7 +5,6 @@
 import assert from "node:assert/strict";
 import { execFile, spawn } from "node:child_process";
 import { mkdtempSync, symlinkSync, writeFileSync } from "node:fs";
-import os from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
 import { TESTAPP_IMAGE } from "../../hack/env/node.js";
@@ -177,7 +176,7 @@ describe("gitsync get, reconcile, suspend, resume, events, tree and trace (real 
     assert.equal(missing.code, 2);
     assert.equal(missing.stderr.trim(), "gitsync reconcile: ServiceHandshake nope not found in namespace live-e2e");
 
-    const dir = mkdtempSync(path.join(os.tmpdir(), "gitsync-live-"));
+    const dir = mkdtempSync(path.join(env().dir, "live-cli-"));
     const nowhere = path.join(dir, "kubeconfig");
     writeFileSync(
       nowhere,
@@ -204,7 +203,7 @@ describe("gitsync get, reconcile, suspend, resume, events, tree and trace (real 
   });
 
   it("works as a kubectl plugin: kubectl gitsync get", async () => {
-    const bin = mkdtempSync(path.join(os.tmpdir(), "gitsync-plugin-"));
+    const bin = mkdtempSync(path.join(env().dir, "plugin-"));
     symlinkSync(path.join(ROOT, "dist/src/main.js"), path.join(bin, "kubectl-gitsync"));
     const result = await new Promise<{ code: number; stdout: string; stderr: string }>((resolve) =>
       execFile(

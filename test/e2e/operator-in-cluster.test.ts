@@ -79,7 +79,7 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     assert.ok(registryBinary, "hack/tools.sh builds CNCF Distribution's registry");
     registry = new OciRegistry(registryBinary, path.join(env().dir, "registry"), path.join(env().dir, "logs"));
     await registry.start();
-    const packaged = mkdtempSync(path.join(os.tmpdir(), "gitsync-chart-"));
+    const packaged = mkdtempSync(path.join(env().dir, "chart-"));
     const chartArchive = (await helm("package", CHART, "--destination", packaged)).match(/saved it to: (\S+)/)?.[1];
     assert.ok(chartArchive, "helm package says where it saved the chart");
     await helm("push", chartArchive, `oci://${registry.host}/charts`, "--plain-http");
