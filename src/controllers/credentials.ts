@@ -119,7 +119,7 @@ async function s3Access(
 async function secretCredentials(where: Where, name: string): Promise<S3Credentials> {
   const data = await readSecret(where.kube, where.namespace, name, where.condition);
   try {
-    return s3CredentialsFromSecret(data, name, true);
+    return s3CredentialsFromSecret(data, name);
   } catch (err) {
     throw stall((err as Error).message, { condition: where.condition, reason: "MissingCredentials", pollInputs: true });
   }

@@ -4,7 +4,7 @@
 
 import type { HttpClient } from "isomorphic-git";
 import { parseGitUrl } from "../util/giturl.js";
-import { proxyFor } from "../util/proxy.js";
+import { proxyFor, urlTarget } from "../util/proxy.js";
 import { safeUrl } from "../util/redact.js";
 import { authHeaders, type GitCredentials } from "./auth.js";
 import { GitError } from "./errors.js";
@@ -29,9 +29,7 @@ export function openTransport(url: string, credentials?: GitCredentials, stats?:
     throw new GitError("invalid", (err as Error).message, err);
   }
   if (parsed.transport === "http") {
-    const target = new URL(url);
-    const port = Number(target.port || (target.protocol === "https:" ? 443 : 80));
-    const proxy = proxyFor({ protocol: target.protocol, hostname: target.hostname, port }, process.env, credentials?.proxy);
+    const proxy = proxyFor(urlTarget(new URL(url)), process.env, credentials?.proxy);
     const client = createHttpClient({ caCert: credentials?.caCert, tlsCert: credentials?.tlsCert, tlsKey: credentials?.tlsKey, proxy }, stats);
     return { http: client, url, headers: authHeaders(credentials), release: () => client.release() };
   }

@@ -19,7 +19,7 @@ import { onFirstUse } from "../util/lazy.js";
 import { collect, http } from "../util/node-http.js";
 import type { ObjectInfo } from "../util/objects.js";
 import { mapLimit } from "../util/pool.js";
-import { proxyAgentOptions, proxyFor, proxyName, type ProxySecret } from "../util/proxy.js";
+import { proxyAgentOptions, proxyFor, proxyName, urlTarget, type ProxySecret } from "../util/proxy.js";
 import { registerSecret } from "../util/redact.js";
 import { s3EndpointUrl } from "../util/url.js";
 import { certificateIdentity, CredentialsError, type AwsKeys, type KeysProvider } from "./credentials.js";
@@ -89,13 +89,13 @@ class S3ResponseError extends Error {
 
 /**
  * Reads a Secret's accesskey/secretkey (optional sessiontoken), ca.crt, tls.crt and tls.key,
- * registering the secret values for redaction. With `keysOptional` (provider aws) the Secret
- * may hold only TLS settings, and the keys come from elsewhere.
+ * registering the secret values for redaction. The keys may be absent (the caller then picks
+ * another identity, or says what is missing), but never half a pair.
  */
-export function s3CredentialsFromSecret(data: Record<string, string>, secretName: string, keysOptional = false): S3Credentials {
+export function s3CredentialsFromSecret(data: Record<string, string>, secretName: string): S3Credentials {
   const accessKey = data.accesskey;
   const secretKey = data.secretkey;
-  if ((!accessKey || !secretKey) && !(keysOptional && !accessKey && !secretKey)) throw new Error(`Secret ${secretName} must hold accesskey and secretkey`);
+  if (Boolean(accessKey) !== Boolean(secretKey)) throw new Error(`Secret ${secretName} must hold both accesskey and secretkey, or neither`);
   if (Boolean(data["tls.crt"]) !== Boolean(data["tls.key"])) throw new Error(`Secret ${secretName} must hold both tls.crt and tls.key, or neither`);
   registerSecret(accessKey);
   registerSecret(secretKey);
@@ -150,15 +150,7 @@ export class Bucket {
     if (!hasStaticKeys(credentials) && !credentials.provider && !(credentials.tlsCert && this.endpoint.protocol === "https:")) {
       throw new CredentialsError(`no credentials for s3 bucket ${location.bucket}: neither static keys, a provider, nor a client certificate over https`);
     }
-    this.proxy = proxyFor(
-      {
-        protocol: this.endpoint.protocol,
-        hostname: this.endpoint.hostname,
-        port: Number(this.endpoint.port || (this.endpoint.protocol === "https:" ? 443 : 80)),
-      },
-      process.env,
-      credentials.proxy,
-    );
+    this.proxy = proxyFor(urlTarget(this.endpoint), process.env, credentials.proxy);
     this.where = `s3 bucket ${location.bucket} at ${this.endpoint.origin}${this.proxy ? ` via proxy ${proxyName(this.proxy)}` : ""}`;
     this.agent =
       this.endpoint.protocol === "https:"

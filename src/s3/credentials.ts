@@ -11,7 +11,7 @@ import https from "node:https";
 import { z } from "zod";
 import { onFirstUse } from "../util/lazy.js";
 import { collect, http } from "../util/node-http.js";
-import { proxyAgentOptions, proxyFor, proxyName, type Env } from "../util/proxy.js";
+import { proxyAgentOptions, proxyFor, proxyName, urlTarget, type Env } from "../util/proxy.js";
 import { registerSecret } from "../util/redact.js";
 
 /** Keys a request is signed with; temporary ones carry a session token and an expiry. */
@@ -48,11 +48,7 @@ function stsClientConfig(
   region: string,
   env: Env,
 ): { region: string; requestHandler?: { httpsAgent: https.Agent; httpAgent: InstanceType<typeof http.Agent> } } {
-  const endpoint = new URL(stsEndpoint(region, env));
-  const proxy = proxyFor(
-    { protocol: endpoint.protocol, hostname: endpoint.hostname, port: Number(endpoint.port || (endpoint.protocol === "http:" ? 80 : 443)) },
-    env,
-  );
+  const proxy = proxyFor(urlTarget(new URL(stsEndpoint(region, env))), env);
   if (!proxy) return { region };
   return { region, requestHandler: { httpsAgent: new https.Agent(proxyAgentOptions(proxy)), httpAgent: new http.Agent(proxyAgentOptions(proxy, false)) } };
 }

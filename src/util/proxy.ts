@@ -19,6 +19,11 @@ export interface Target {
   port: number;
 }
 
+/** The target of an http(s):// URL, its port defaulted by its scheme. */
+export function urlTarget(url: URL): Target {
+  return { protocol: url.protocol, hostname: url.hostname, port: Number(url.port || (url.protocol === "http:" ? 80 : 443)) };
+}
+
 /** An object's own proxy, from its proxySecretRef. */
 export interface ProxySecret {
   address: string;

@@ -16,6 +16,9 @@ async function helm(...args: string[]): Promise<string> {
   return (await run(helmBin, args, { maxBuffer: 16 * 1024 * 1024 })).stdout;
 }
 
+/** The chart rendered as a release in gitsync-system, with more of helm's flags. */
+const template = (...args: string[]): Promise<string> => helm("template", "gitsync", CHART, "--namespace", "gitsync-system", ...args);
+
 describe("Helm chart (real helm, real API server)", function () {
   it("lints clean", async () => {
     const out = await helm("lint", CHART);
@@ -53,7 +56,7 @@ describe("Helm chart (real helm, real API server)", function () {
   });
 
   it("renders objects the API server accepts", async () => {
-    const rendered = await helm("template", "gitsync", CHART, "--namespace", "gitsync-system", "--include-crds");
+    const rendered = await template("--include-crds");
     const kinds = parseAllDocuments(rendered)
       .map((d) => d.toJS() as { kind?: string } | null)
       .filter((d): d is { kind: string } => Boolean(d?.kind))
@@ -66,18 +69,7 @@ describe("Helm chart (real helm, real API server)", function () {
 
   it("admits only the named peers to the operator's port with networkPolicy, and nobody when none are named", async () => {
     const policyOf = async (...set: string[]): Promise<{ spec: { ingress: { from?: unknown[]; ports: unknown[] }[] } }> => {
-      const rendered = await helm(
-        "template",
-        "gitsync",
-        CHART,
-        "--namespace",
-        "gitsync-system",
-        "--show-only",
-        "templates/availability.yaml",
-        "--set",
-        "networkPolicy.enabled=true",
-        ...set,
-      );
+      const rendered = await template("--show-only", "templates/availability.yaml", "--set", "networkPolicy.enabled=true", ...set);
       await kubectlOk(["apply", "--dry-run=server", "-n", "gitsync-system", "-f", "-"], rendered);
       const policy = parseAllDocuments(rendered)
         .map((d) => d.toJS() as { kind?: string; spec: { ingress: { from?: unknown[]; ports: unknown[] }[] } })
@@ -90,15 +82,15 @@ describe("Helm chart (real helm, real API server)", function () {
     assert.deepEqual(monitoring.spec.ingress, [
       { ports: [{ port: "http", protocol: "TCP" }], from: [{ namespaceSelector: { matchLabels: { team: "monitoring" } } }] },
     ]);
-    const single = await helm("template", "gitsync", CHART, "--set", "replicas=1");
+    const single = await template("--set", "replicas=1");
     assert.doesNotMatch(single, /kind: PodDisruptionBudget/, "no budget for a single replica, which it would block from every drain");
   });
 
   it("with aws.objectIdentity=false refuses serviceAccountName and grants no ServiceAccount tokens; aws.roleArn mounts a projected token", async () => {
-    const off = await helm("template", "gitsync", CHART, "--namespace", "gitsync-system", "--set", "aws.objectIdentity=false");
+    const off = await template("--set", "aws.objectIdentity=false");
     assert.doesNotMatch(off, /serviceaccounts\/token/);
     assert.match(off, /- --no-object-identity/);
-    const irsa = await helm("template", "gitsync", CHART, "--namespace", "gitsync-system", "--set", "aws.roleArn=arn:aws:iam::123456789012:role/backups");
+    const irsa = await template("--set", "aws.roleArn=arn:aws:iam::123456789012:role/backups");
     const deployment = parseAllDocuments(irsa)
       .map(
         (d) =>
@@ -118,17 +110,7 @@ describe("Helm chart (real helm, real API server)", function () {
   });
 
   it("grants the ServiceAccount what the operator does, and no more than it needs", async () => {
-    const rendered = await helm(
-      "template",
-      "gitsync",
-      CHART,
-      "--namespace",
-      "gitsync-system",
-      "--show-only",
-      "templates/rbac.yaml",
-      "--show-only",
-      "templates/serviceaccount.yaml",
-    );
+    const rendered = await template("--show-only", "templates/rbac.yaml", "--show-only", "templates/serviceaccount.yaml");
     await kubectlOk(["apply", "-n", "gitsync-system", "-f", "-"], rendered);
     const kube = adminClient();
     // Ask the authorizer itself: the kinds' CRDs need not exist for RBAC to be right.
