@@ -33,6 +33,8 @@ export interface LoadOptions {
   /** Default `.env`, which may be absent; a named file must exist. */
   envFile?: string;
   decrypt?: Decrypt;
+  /** The active profiles, as `docker compose --profile`; default COMPOSE_PROFILES of the env file. "*" activates every one. */
+  profiles?: string[];
 }
 
 /** A file's bytes and id, read directly or decrypted from X.age. */
@@ -164,5 +166,43 @@ export async function loadProject(files: ProjectFiles, options: LoadOptions = {}
     models.set(key, model);
   }
   // Each caller gets its own copy: renderers may annotate what they are given.
-  return { files, composeFile, envFile, ...structuredClone(model), decrypt: options.decrypt };
+  const project = structuredClone(model);
+  project.services = selectServices(project.services, options.profiles ?? profilesOf(project.variables), composeFile.path);
+  return { files, composeFile, envFile, ...project, decrypt: options.decrypt };
+}
+
+/** COMPOSE_PROFILES: a comma-separated list. */
+function profilesOf(variables: Record<string, string>): string[] {
+  return (variables.COMPOSE_PROFILES ?? "")
+    .split(",")
+    .map((p) => p.trim())
+    .filter(Boolean);
+}
+
+/**
+ * The services `docker compose up` would run: those with no profiles, and those with a profile
+ * that is active. A selected service that depends on one left out is an error naming both.
+ */
+export function selectServices(services: Record<string, ComposeService>, active: string[], file: string): Record<string, ComposeService> {
+  const all = active.includes("*");
+  const selected = Object.fromEntries(
+    Object.entries(services).filter(([, service]) => {
+      const profiles = (service.profiles ?? []) as string[];
+      return profiles.length === 0 || all || profiles.some((p) => active.includes(p));
+    }),
+  );
+  for (const [name, service] of Object.entries(selected)) {
+    const dependsOn = service.depends_on;
+    const needs = Array.isArray(dependsOn) ? (dependsOn as string[]) : Object.keys(dependsOn ?? {});
+    for (const needed of needs) {
+      if (needed in selected || !(needed in services)) continue;
+      const profiles = ((services[needed]?.profiles ?? []) as string[]).join(", ");
+      throw new ComposeInvalidError(
+        file,
+        `services.${name}.depends_on`,
+        `${name} depends on ${needed}, which is not selected: its profiles are ${profiles}, and the active ones ${active.length ? active.join(", ") : "none"} (spec.profiles, --profile or COMPOSE_PROFILES)`,
+      );
+    }
+  }
+  return selected;
 }

@@ -46,7 +46,7 @@ const UNSAFE: Record<string, (value: unknown) => boolean> = {
 /** Keys this renderer carries over; any other key is reported as ignored. */
 const HONOURED = new Set([
   "image", "build", "command", "entrypoint", "environment", "env_file", "deploy", "scale", "healthcheck", "user", "working_dir",
-  "labels", "ports", "expose", "volumes", "depends_on", "pull_policy", "stop_grace_period",
+  "labels", "ports", "expose", "volumes", "depends_on", "pull_policy", "stop_grace_period", "profiles",
 ]); // prettier-ignore
 
 export interface Manifest {

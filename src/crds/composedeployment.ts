@@ -12,6 +12,13 @@ export const composeDeploymentSpec = z
     source: gitSource.describe("The deployment repository; path is the project folder."),
     composeFile: z.string().min(1).optional().describe("Default: compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml, the first that exists."),
     envFile: z.string().min(1).optional().describe("The file variables are interpolated from; default .env (may be absent)."),
+    profiles: z
+      .array(z.string().regex(/^[a-zA-Z0-9][a-zA-Z0-9_.-]*$|^\*$/, "must be a compose profile name or *"))
+      .max(64)
+      .optional()
+      .describe(
+        'The active compose profiles, as docker compose --profile ("*": all); default COMPOSE_PROFILES of the env file. A service with profiles runs only when one is active.',
+      ),
     services: z.array(z.string().min(1)).optional().describe("Deploy only these services (default all)."),
     prune: z.boolean().default(true).describe("Delete objects of services and volumes no longer in the project."),
     wait: z.boolean().default(true).describe("Ready only when every rolled service's rollout completed."),

@@ -312,3 +312,55 @@ describe("compose plans", () => {
     assert.ok(created.every((p) => p.action === "create"));
   });
 });
+
+describe("compose profiles", () => {
+  const PROFILED = `services:
+  web:
+    image: example/web
+  debug:
+    image: example/debug
+    profiles: [debug]
+  seed:
+    image: example/seed
+    profiles: [tools, init]
+    depends_on: [web]
+`;
+  const selected = async (files: Record<string, string>, profiles?: string[]): Promise<string[]> => {
+    const dir = await project(files);
+    try {
+      return Object.keys((await loadProject(new FolderFiles(dir), { profiles })).services).sort();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  };
+
+  it("selects services as docker compose does: none with profiles unless active, * for all", async () => {
+    assert.deepEqual(await selected({ "compose.yaml": PROFILED }), ["web"]);
+    assert.deepEqual(await selected({ "compose.yaml": PROFILED }, ["init"]), ["seed", "web"]);
+    assert.deepEqual(await selected({ "compose.yaml": PROFILED }, ["debug", "tools"]), ["debug", "seed", "web"]);
+    assert.deepEqual(await selected({ "compose.yaml": PROFILED }, ["*"]), ["debug", "seed", "web"]);
+  });
+
+  it("takes COMPOSE_PROFILES from the env file, and the given profiles over it", async () => {
+    const files = { "compose.yaml": PROFILED, ".env": "COMPOSE_PROFILES=debug, init\n" };
+    assert.deepEqual(await selected(files), ["debug", "seed", "web"]);
+    assert.deepEqual(await selected(files, []), ["web"]);
+  });
+
+  it("refuses a selected service that depends on one left out, naming both", async () => {
+    const files = { "compose.yaml": PROFILED.replace("    depends_on: [web]\n", "    depends_on:\n      debug: {condition: service_started}\n") };
+    await assert.rejects(selected(files, ["tools"]), (err: unknown) => {
+      assert.ok(err instanceof ComposeInvalidError, String(err));
+      assert.match(
+        err.message,
+        /compose\.yaml: services\.seed\.depends_on: seed depends on debug, which is not selected: its profiles are debug, and the active ones tools/,
+      );
+      return true;
+    });
+  });
+
+  it("renders no note for profiles", async () => {
+    const rendered = await render({ "compose.yaml": PROFILED.replace("profiles: [debug]", "profiles: [debug]\n    restart: always") });
+    assert.deepEqual(rendered.notes, []);
+  });
+});

@@ -97,7 +97,7 @@ async function render(ctx: Ctx, repo: GitRepository, commit: string): Promise<{ 
     repo,
     commit,
     spec.source.path,
-    { composeFile: spec.composeFile, envFile: spec.envFile, decrypt },
+    { composeFile: spec.composeFile, envFile: spec.envFile, profiles: spec.profiles, decrypt },
     { name: metadata.name, namespace: namespaceOf(ctx), services: spec.services, rollout: spec.rollout },
   );
 }
