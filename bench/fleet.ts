@@ -242,7 +242,7 @@ function gitRepositories(namespace: string): object[] {
 
 function serviceHandshakes(namespace: string, repo = (i: number): { url: string; path?: string } => ({ url: env.git.url(`fleet-${i}`) })): object[] {
   return Array.from({ length: N }, (_, i) => ({
-    apiVersion: "gitsync.dev/v1alpha1",
+    apiVersion: "gitsync.dev/v1beta1",
     kind: "ServiceHandshake",
     metadata: { name: `fleet-${i}`, namespace },
     spec: { interval: "1m", services: [{ source: { ...repo(i), ref: { branch: "main" }, secretRef: { name: "git-auth" } } }] },

@@ -45,7 +45,7 @@ try {
   const operatorExit = new Promise<void>((resolve) => operator.on("exit", () => resolve()));
 
   const docs = Array.from({ length: HANDSHAKES }, (_, i) => ({
-    apiVersion: "gitsync.dev/v1alpha1",
+    apiVersion: "gitsync.dev/v1beta1",
     kind: "ServiceHandshake",
     metadata: { name: `shs-${i}`, namespace: "default" },
     spec: {

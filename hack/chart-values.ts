@@ -14,6 +14,20 @@ const structure = z.record(z.string(), z.unknown());
 const group = <Shape extends z.ZodRawShape>(shape: Shape) => z.strictObject(shape).prefault({} as z.input<z.ZodObject<Shape, z.core.$strict>>);
 
 export const chartValues = z.strictObject({
+  crds: group({
+    install: z
+      .boolean()
+      .default(true)
+      .describe(
+        "Install and upgrade the five CRDs with the chart (templates, so that helm upgrade brings them to the chart's version). False: you apply deploy/crds yourself, before the chart.",
+      ),
+    keep: z
+      .boolean()
+      .default(true)
+      .describe(
+        "helm uninstall leaves the CRDs, and with them every object of the five kinds (helm.sh/resource-policy: keep). False: uninstall deletes them, and every object.",
+      ),
+  }),
   image: group({
     repository: z.string().min(1).default("gitsync-operator").describe("The operator's image."),
     tag: z.string().default("").describe("Default: the chart's appVersion."),

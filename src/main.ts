@@ -22,13 +22,14 @@ Commands:
   suspend, resume   stop and restart a resource's reconciles
   events       a resource's events and its children's
   tree, trace  what a resource reads and owns; which resource manages an object
+  migrate      rewrite objects stored at a deprecated API version, then trim the CRDs' storedVersions
   version      print the version
 
 Run 'gitsync <command> --help' for a command's options.
 `;
 
 /** The commands for live resources (cli/live.ts), named here so that other commands never load them. */
-const LIVE: readonly LiveCommand[] = ["get", "reconcile", "suspend", "resume", "events", "tree", "trace"];
+const LIVE: readonly LiveCommand[] = ["get", "reconcile", "suspend", "resume", "events", "tree", "trace", "migrate"];
 const isLiveCommand = (command: string | undefined): command is LiveCommand => (LIVE as readonly (string | undefined)[]).includes(command);
 
 function version(): string {

@@ -49,28 +49,24 @@ export async function goProgramImage(program: string, name: string, archive: str
 }
 
 /**
- * The operator's image: the Node.js 24 binary of the `node` package with
- * the shared libraries it links, dist/, and the production node_modules.
- */
-/**
- * The operator's image as an OCI archive, and its SBOM (CycloneDX JSON) beside it and inside it at
+ * The operator's image as an OCI archive (built from `source`: this checkout, or an earlier release's), and its SBOM (CycloneDX JSON) beside it and inside it at
  * /app/sbom.cdx.json: every npm package the image holds, from OWASP's cyclonedx-npm, and the
  * Node.js runtime. Returns the SBOM's path.
  */
-export async function operatorImage(archive: string, name = OPERATOR_IMAGE): Promise<string> {
+export async function operatorImage(archive: string, name = OPERATOR_IMAGE, source = ROOT): Promise<string> {
   const root = mkdtempSync(path.join(os.tmpdir(), "gitsync-image-operator-"));
   try {
     // The `node` devDependency's binary (Node.js 24), whatever Node runs this build.
     copyWithLibraries(realpathSync(path.join(ROOT, "node_modules/.bin/node")), path.join(root, "usr/local/bin/node"), root);
     const app = path.join(root, "app");
     mkdirSync(app, { recursive: true });
-    for (const file of ["package.json", "package-lock.json"]) copyFileSync(path.join(ROOT, file), path.join(app, file));
-    cpSync(path.join(ROOT, "dist/src"), path.join(app, "dist/src"), { recursive: true });
+    for (const file of ["package.json", "package-lock.json"]) copyFileSync(path.join(source, file), path.join(app, file));
+    cpSync(path.join(source, "dist/src"), path.join(app, "dist/src"), { recursive: true });
     execFileSync("npm", ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund", "--loglevel=error"], {
       cwd: app,
       stdio: ["ignore", "ignore", "inherit"],
     });
-    execFileSync(process.execPath, [path.join(ROOT, "hack/patch-deps.mjs"), path.join(app, "node_modules")], { stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync(process.execPath, [path.join(source, "hack/patch-deps.mjs"), path.join(app, "node_modules")], { stdio: ["ignore", "ignore", "inherit"] });
     const sbom = path.join(app, "sbom.cdx.json");
     execFileSync(
       process.execPath,

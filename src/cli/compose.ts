@@ -11,6 +11,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
 import { FolderFiles, type ProjectFiles } from "../compose/files.js";
+import { GROUP, VERSION } from "../crds/common.js";
 import { formatPlan, planProject } from "../compose/plan.js";
 import { ComposeInvalidError, loadProject, type LoadOptions } from "../compose/project.js";
 import { renderProject, type Manifest, type RenderedProject, type RenderOptions } from "../compose/render.js";
@@ -37,6 +38,7 @@ Options:
   --path P              the project folder inside a repository
   --compose-file F      default: compose.yaml, compose.yml, docker-compose.yaml, docker-compose.yml
   --env-file F          default .env
+  --profile P           activate a compose profile (repeatable; default COMPOSE_PROFILES of the env file)
   --services a,b        only these services
   --rollout Changed|AllOnProjectChange   default Changed
   --age-identity FILE   an age identity for files named *.age [GITSYNC_AGE_IDENTITY]
@@ -51,6 +53,7 @@ const OPTIONS = {
   path: { type: "string" },
   "compose-file": { type: "string" },
   "env-file": { type: "string" },
+  profile: { type: "string", multiple: true },
   services: { type: "string" },
   rollout: { type: "string", default: "Changed" },
   "age-identity": { type: "string" },
@@ -89,7 +92,7 @@ function loadOptions(values: Values): LoadOptions {
         .find((l) => l.startsWith("AGE-SECRET-KEY-1"))
     : undefined;
   if (identityFile && !identity) throw new UsageError(`${identityFile}: holds no age identity (AGE-SECRET-KEY-1...)`);
-  return { composeFile: values["compose-file"], envFile: values["env-file"], decrypt: identity ? ageDecrypt(identity) : undefined };
+  return { composeFile: values["compose-file"], envFile: values["env-file"], profiles: values.profile, decrypt: identity ? ageDecrypt(identity) : undefined };
 }
 
 function renderOptions(values: Values, name: string): RenderOptions {
@@ -181,7 +184,7 @@ async function importOpsGit(positionals: string[], values: Values): Promise<void
   const services = config.services?.map((s) => (typeof s === "string" ? s : s.name));
   const folder = origin.path;
   const doc = {
-    apiVersion: "gitsync.dev/v1alpha1",
+    apiVersion: `${GROUP}/${VERSION}`,
     kind: "ComposeDeployment",
     metadata: { name: values.name ?? renderOptions(values, path.basename(origin.url).replace(/\.git$/, "")).name, namespace: values.namespace },
     spec: {

@@ -7,15 +7,16 @@
 
 import { parseArgs } from "node:util";
 import { stringify } from "yaml";
-import { GROUP, type KindDefinition } from "../crds/common.js";
+import { GROUP, VERSION, type KindDefinition } from "../crds/common.js";
 import { kinds } from "../controllers/index.js";
 import { KubeApiError, KubeClient, resourceOf, resourcePath, type KubeList, type KubeObject, type ResourceRef } from "../runtime/kube.js";
+import { CrdVersionError, migrateStoredVersions, type Migration } from "../runtime/migrate.js";
 import { MANAGED_SELECTOR, ownerKey } from "../runtime/owners.js";
 import { REQUESTED_AT_ANNOTATION } from "../runtime/reconciler.js";
 import { parseDuration } from "../util/duration.js";
 import { age, renderTable, resolveKind } from "./table.js";
 
-export type LiveCommand = "get" | "reconcile" | "suspend" | "resume" | "events" | "tree" | "trace";
+export type LiveCommand = "get" | "reconcile" | "suspend" | "resume" | "events" | "tree" | "trace" | "migrate";
 
 export const LIVE_USAGE = `Usage:
   gitsync get [KIND[/NAME]] [-n NS | -A] [-o table|wide|json|yaml] [--watch]
@@ -25,6 +26,8 @@ export const LIVE_USAGE = `Usage:
   gitsync events KIND/NAME [--watch]
   gitsync tree KIND/NAME
   gitsync trace deployment|service|configmap|secret|pvc/NAME
+  gitsync migrate   (objects stored at a deprecated version written again at ${VERSION};
+                     then each CRD's status.storedVersions trimmed, as the operator does at start)
 
 KIND is a kind, its plural or its short name: shs, cbs, cdep, psync, dsa.
 Options: --kubeconfig PATH, --context NAME, -n/--namespace NS (default: the context's),
@@ -129,7 +132,28 @@ function dispatch(command: LiveCommand, live: Live, args: string[]): Promise<num
       return tree(live, targetOf(args));
     case "trace":
       return trace(live, args[0]);
+    case "migrate":
+      return migrate(live);
   }
+}
+
+/** gitsync migrate: one line per CRD that held objects at another version; 1 when some could not be written. */
+async function migrate(live: Live): Promise<number> {
+  let results: Migration[];
+  try {
+    results = await migrateStoredVersions(live.kube, kinds);
+  } catch (err) {
+    if (err instanceof CrdVersionError) throw new LiveError(err.message);
+    throw err;
+  }
+  if (results.length === 0) live.out(`every object is stored at its CRD's storage version (${VERSION})\n`);
+  for (const r of results) {
+    live.out(
+      `${r.crd}: ${r.rewritten} rewritten at ${r.storage} (stored versions were ${r.storedVersions.join(", ")})${r.trimmed ? `; storedVersions is now ${r.storage}` : ""}\n`,
+    );
+    for (const failure of r.failed) live.err(`  not rewritten: ${failure}\n`);
+  }
+  return results.some((r) => !r.trimmed) ? 1 : 0;
 }
 
 /** KIND/NAME, or KIND with --all. */

@@ -5,8 +5,9 @@ import type { ControllerDeps } from "../controllers/deps.js";
 import { WorkDirs } from "../git/workdir.js";
 import { KubeClient } from "../runtime/kube.js";
 import { Manager, type AnyController } from "../runtime/manager.js";
+import { CrdVersionError, migrateStoredVersions } from "../runtime/migrate.js";
 import { parseDuration } from "../util/duration.js";
-import { rootLogger } from "../util/log.js";
+import { errorText, rootLogger } from "../util/log.js";
 import { GIT_PUSH_PATH, gitPushRoute } from "../webhooks/git.js";
 
 export const OPERATOR_USAGE = `Usage: gitsync operator [options]
@@ -70,6 +71,21 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
     process.stderr.write(`gitsync operator: cannot load the kubeconfig${values.kubeconfig ? ` ${values.kubeconfig}` : ""}: ${(err as Error).message}\n`);
     return 2;
   }
+  const controllers = makeControllers({ workDirs, s3: { objectIdentity: !values["no-object-identity"] } });
+  // Objects stored at a deprecated version are written again at the one this release speaks.
+  try {
+    await migrateStoredVersions(
+      kube,
+      controllers.map((c) => c.kind),
+      log,
+    );
+  } catch (err) {
+    if (err instanceof CrdVersionError) {
+      log.error(err.message);
+      return 1;
+    }
+    log.warn("Could not migrate stored objects; the next start tries again", { error: errorText(err) });
+  }
   const manager = new Manager(
     {
       kube,
@@ -88,7 +104,7 @@ export async function runOperator(argv: string[], makeControllers: (deps: Contro
         retryPeriodMs: durations.retryPeriodMs,
       },
     },
-    makeControllers({ workDirs, s3: { objectIdentity: !values["no-object-identity"] } }),
+    controllers,
   );
   const webhookSecret = values["webhook-secret"];
   if (webhookSecret)

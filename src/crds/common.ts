@@ -8,7 +8,13 @@ import { parseGitUrl, repoUnder } from "../util/giturl.js";
 import { s3EndpointUrl } from "../util/url.js";
 
 export const GROUP = "gitsync.dev";
-export const VERSION = "v1alpha1";
+/** The version the operator speaks and the API server stores. */
+export const VERSION = "v1beta1";
+/**
+ * Versions still served, with the same schema (conversion None), deprecated: objects stored at
+ * one are rewritten at VERSION by the operator at start or by `gitsync migrate` (src/runtime/migrate.ts).
+ */
+export const DEPRECATED_VERSIONS = ["v1alpha1"];
 export const CATEGORY = "gitsync";
 
 export const duration = z.string().regex(new RegExp(DURATION_PATTERN), "must be a Go duration such as 30s, 5m or 1h30m");

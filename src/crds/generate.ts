@@ -3,7 +3,7 @@
 // columns, short names and the gitsync category.
 
 import { z } from "zod";
-import { CATEGORY, GROUP, VERSION, type KindDefinition, type PrinterColumn } from "./common.js";
+import { CATEGORY, DEPRECATED_VERSIONS, GROUP, VERSION, type KindDefinition, type PrinterColumn } from "./common.js";
 
 type Schema = Record<string, unknown>;
 
@@ -14,6 +14,25 @@ const SAFE_INTEGER_BOUNDS = new Set([Number.MAX_SAFE_INTEGER, Number.MIN_SAFE_IN
 
 export function crdManifest(def: KindDefinition): Schema {
   const group = def.group ?? GROUP;
+  const served = (): Schema => ({
+    subresources: { status: {} },
+    // Status last: it is the long column, as in Flux.
+    additionalPrinterColumns: [READY_COLUMN, ...def.columns, AGE_COLUMN, STATUS_COLUMN],
+    schema: {
+      openAPIV3Schema: {
+        type: "object",
+        description: `${def.kind} is a gitsync.dev resource.`,
+        properties: {
+          apiVersion: { type: "string" },
+          kind: { type: "string" },
+          metadata: { type: "object" },
+          spec: structural(def.spec),
+          status: structural(def.status),
+        },
+        required: ["spec"],
+      },
+    },
+  });
   return {
     apiVersion: "apiextensions.k8s.io/v1",
     kind: "CustomResourceDefinition",
@@ -29,29 +48,18 @@ export function crdManifest(def: KindDefinition): Schema {
         categories: def.categories ?? [CATEGORY],
       },
       scope: "Namespaced",
+      conversion: { strategy: "None" },
+      // The schemas are the same at every version, so the API server converts by apiVersion alone (conversion None).
       versions: [
-        {
-          name: def.version ?? VERSION,
+        { name: def.version ?? VERSION, served: true, storage: true, ...served() },
+        ...(def.version ? [] : DEPRECATED_VERSIONS).map((name) => ({
+          name,
           served: true,
-          storage: true,
-          subresources: { status: {} },
-          // Status last: it is the long column, as in Flux.
-          additionalPrinterColumns: [READY_COLUMN, ...def.columns, AGE_COLUMN, STATUS_COLUMN],
-          schema: {
-            openAPIV3Schema: {
-              type: "object",
-              description: `${def.kind} is a gitsync.dev resource.`,
-              properties: {
-                apiVersion: { type: "string" },
-                kind: { type: "string" },
-                metadata: { type: "object" },
-                spec: structural(def.spec),
-                status: structural(def.status),
-              },
-              required: ["spec"],
-            },
-          },
-        },
+          storage: false,
+          deprecated: true,
+          deprecationWarning: `${group}/${name} ${def.kind} is deprecated; use ${group}/${VERSION}`,
+          ...served(),
+        })),
       ],
     },
   };

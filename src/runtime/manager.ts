@@ -53,6 +53,8 @@ export interface RunningController {
   definition: AnyController;
   informer: Informer<KubeObject>;
   queue: WorkQueue;
+  /** Says when an object that arrives is due (arrivalDelayMs). */
+  reconciler: Pick<Reconciler<CommonSpec, CommonStatus, unknown>, "arrivalDelayMs">;
 }
 
 const DEFAULT_CONCURRENCY = 4;
@@ -232,14 +234,14 @@ export class Manager {
     }
   }
 
-  /** On leadership: every cached object is reconciled once, then changes as they come. */
+  /** On leadership: every cached object is reconciled once (now, or within its interval when its status shows it handled), then changes as they come. */
   private async lead(): Promise<void> {
     this.leading = true;
     // Without an election this process is the only one, and so the leader.
     if (!this.options.leaderElection) leaderGauge.set(1);
-    for (const { definition, informer, queue } of this.controllers) {
+    for (const { definition, informer, queue, reconciler } of this.controllers) {
       await informer.waitForSync();
-      for (const key of informer.cache.keys()) queue.add(key);
+      for (const key of informer.cache.keys()) queue.addAfter(key, reconciler.arrivalDelayMs(key));
       this.options.log.info("Started controller", { kind: definition.kind.kind, concurrency: this.concurrencyOf(definition) });
     }
   }
@@ -256,7 +258,11 @@ export class Manager {
         // Gone from this replica's cache (deleted, or handed to another): its series go too.
         if (!current) forgetResource(kind, previous?.metadata.namespace ?? "", previous?.metadata.name ?? key);
         if (member && current && current.metadata.labels?.[DRAIN_LABEL] !== undefined) this.handOver(running, key, current);
-        else if (this.leading && needsReconcile(previous, current)) queue.add(key);
+        else if (this.leading && needsReconcile(previous, current)) {
+          // A shard moved here arrives as new: handled already, its pass is not due yet.
+          if (previous) queue.add(key);
+          else queue.addAfter(key, reconciler.arrivalDelayMs(key));
+        }
       },
       log,
       member ? { labelSelector: `${SHARD_LABEL}=${member}` } : {},
@@ -279,7 +285,7 @@ export class Manager {
       },
       onDepthChange: (depth) => queueDepth.set({ kind }, depth),
     });
-    const running = { definition, informer, queue };
+    const running = { definition, informer, queue, reconciler };
     return running;
   }
 

@@ -5,7 +5,7 @@
 // Steps only gather and decide; this file alone turns their outcome into status, events,
 // logs and metrics.
 
-import { randomUUID } from "node:crypto";
+import { createHash, randomUUID } from "node:crypto";
 import { isDeepStrictEqual } from "node:util";
 import type { KindDefinition } from "../crds/common.js";
 import { withJitter } from "../util/backoff.js";
@@ -101,6 +101,25 @@ export interface ControllerDefinition<Spec extends CommonSpec, Status extends Co
   owns?: readonly ResourceRef[];
   /** The git URLs an object reads, so a push webhook for one of them reconciles it at once. */
   sourceUrls?: (spec: Spec) => string[];
+  /** When a handled object's next pass is due by its status (epoch ms), e.g. a cron schedule's next run; default within its interval. */
+  nextDue?: (status: Status) => number | undefined;
+}
+
+/** Time until the next instant at which `now` is at the seed's own phase of the interval (a hash of the seed): in [0, intervalMs). */
+export function intervalPhaseDelayMs(seed: string, intervalMs: number, now: number): number {
+  if (!(intervalMs > 0)) return 0;
+  const phase = createHash("sha256").update(seed).digest().readUIntBE(0, 6) % intervalMs;
+  return (((phase - now) % intervalMs) + intervalMs) % intervalMs;
+}
+
+/** Its status says the object was handled as it is now: Ready at its generation, finalizer on, its reconcile request answered. */
+function handled(object: CustomObject<CommonSpec, CommonStatus>, finalizer: string | undefined): boolean {
+  const { metadata, status } = object;
+  if (!status || metadata.deletionTimestamp) return false;
+  if (finalizer && !metadata.finalizers?.includes(finalizer)) return false;
+  if (status.observedGeneration !== metadata.generation) return false;
+  if ((requestedAt(metadata) ?? status.lastHandledReconcileAt) !== status.lastHandledReconcileAt) return false;
+  return status.conditions?.some((c) => c.type === READY && c.status === "True" && c.observedGeneration === metadata.generation) ?? false;
 }
 
 export interface ReconcilerDeps {
@@ -132,6 +151,24 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
   ) {
     this.kind = definition.kind.kind;
     this.resource = resourceOf(definition.kind);
+  }
+
+  /**
+   * How long an object that has just arrived (a start, a new leader, a shard moved here) can
+   * wait for its first pass. One its status shows handled (Ready at its generation, with its
+   * finalizer and its reconcile request) is due when its status says (nextDue) or at its own
+   * point of its interval (intervalPhaseDelayMs), the same on every replica: a restart, an upgrade
+   * or a shard moved twice reconciles nothing again before then, and the passes of a restart are
+   * spread over the interval instead of all at once. Anything else is due now.
+   */
+  arrivalDelayMs(key: string, now = Date.now()): number {
+    const object = this.deps.read(key) as CustomObject<Spec, Status> | undefined;
+    if (!object || !handled(object, this.definition.finalizer?.name)) return 0;
+    // Its series show from arrival, as its status does.
+    observeResource(this.kind, object.metadata.namespace ?? "", object.metadata.name, { ready: true, stalled: false });
+    const due = this.definition.nextDue?.(object.status as Status);
+    if (due !== undefined && Number.isFinite(due)) return Math.max(0, due - now);
+    return intervalPhaseDelayMs(object.metadata.uid ?? key, this.intervalMs(object), now);
   }
 
   /** One pass over namespace/name; the queue acts on what it returns. */
@@ -285,8 +322,12 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
     }
   }
 
+  private intervalMs(object: CustomObject<Spec, Status>): number {
+    return safeDuration(object.spec?.interval ?? this.definition.defaultInterval) ?? parseDuration(this.definition.defaultInterval);
+  }
+
   private nextPass(object: CustomObject<Spec, Status>, outcome: Outcome, requeueAfterMs: number | undefined): WorkResult {
-    const intervalMs = safeDuration(object.spec?.interval ?? this.definition.defaultInterval) ?? parseDuration(this.definition.defaultInterval);
+    const intervalMs = this.intervalMs(object);
     switch (outcome.result) {
       case "suspended":
         return {};

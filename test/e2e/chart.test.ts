@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
 import path from "node:path";
 import { promisify } from "node:util";
-import { parseAllDocuments } from "yaml";
+import { readdirSync, readFileSync } from "node:fs";
+import { parse, parseAllDocuments } from "yaml";
 import { adminClient, env, kubectlOk, ROOT } from "./setup.js";
 
 const run = promisify(execFile);
@@ -56,15 +57,44 @@ describe("Helm chart (real helm, real API server)", function () {
   });
 
   it("renders objects the API server accepts", async () => {
-    const rendered = await template("--include-crds");
+    const rendered = await template();
     const kinds = parseAllDocuments(rendered)
       .map((d) => d.toJS() as { kind?: string } | null)
       .filter((d): d is { kind: string } => Boolean(d?.kind))
       .map((d) => d.kind)
       .sort();
-    for (const kind of ["ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding", "Deployment", "Service", "ServiceAccount", "PodDisruptionBudget"])
+    for (const kind of [
+      "CustomResourceDefinition",
+      "ClusterRole",
+      "ClusterRoleBinding",
+      "Role",
+      "RoleBinding",
+      "Deployment",
+      "Service",
+      "ServiceAccount",
+      "PodDisruptionBudget",
+    ])
       assert.ok(kinds.includes(kind), `renders a ${kind}`);
     await kubectlOk(["apply", "--dry-run=server", "-n", "gitsync-system", "-f", "-"], rendered);
+  });
+
+  it("renders the CRDs of deploy/crds as templates, kept on uninstall unless crds.keep is false, none with crds.install false", async () => {
+    const crdsOf = async (...set: string[]): Promise<{ metadata: { name: string; annotations?: Record<string, string> }; spec: unknown }[]> =>
+      parseAllDocuments(await template(...set))
+        .map((d) => d.toJS() as { kind?: string; metadata: { name: string; annotations?: Record<string, string> }; spec: unknown } | null)
+        .filter(
+          (d): d is { kind: string; metadata: { name: string; annotations?: Record<string, string> }; spec: unknown } => d?.kind === "CustomResourceDefinition",
+        );
+    const crds = await crdsOf();
+    const files = readdirSync(path.join(ROOT, "deploy/crds")).sort();
+    assert.deepEqual(crds.map((c) => `${c.metadata.name}.yaml`).sort(), files);
+    for (const crd of crds) {
+      const plain = parse(readFileSync(path.join(ROOT, "deploy/crds", `${crd.metadata.name}.yaml`), "utf8")) as { spec: unknown };
+      assert.deepEqual(crd.spec, plain.spec, `${crd.metadata.name} as deploy/crds has it`);
+      assert.equal(crd.metadata.annotations?.["helm.sh/resource-policy"], "keep");
+    }
+    assert.ok((await crdsOf("--set", "crds.keep=false")).every((c) => c.metadata.annotations?.["helm.sh/resource-policy"] === undefined));
+    assert.deepEqual(await crdsOf("--set", "crds.install=false"), []);
   });
 
   it("admits only the named peers to the operator's port with networkPolicy, and nobody when none are named", async () => {

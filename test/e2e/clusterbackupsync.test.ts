@@ -52,7 +52,7 @@ describe("ClusterBackupSync (real operator, versitygw and git server)", function
     };
     return kubectlOk(
       ["apply", "-f", "-"],
-      stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: "ClusterBackupSync", metadata: { name, namespace: ns }, spec }),
+      stringify({ apiVersion: "gitsync.dev/v1beta1", kind: "ClusterBackupSync", metadata: { name, namespace: ns }, spec }),
     );
   }
 

@@ -110,7 +110,7 @@ describe("gitsync compose (CLI, git server)", function () {
     assert.equal(result.code, 0, result.stderr);
     assert.ok(!result.stdout.includes("secret-token-77"), "no credential from the remote URL");
     assert.deepEqual(parse(result.stdout), {
-      apiVersion: "gitsync.dev/v1alpha1",
+      apiVersion: "gitsync.dev/v1beta1",
       kind: "ComposeDeployment",
       metadata: { name: "elk-deploy", namespace: "default" },
       spec: {

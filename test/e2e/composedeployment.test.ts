@@ -75,7 +75,7 @@ describe("ComposeDeployment (real operator, real node, git server)", function ()
 
   function apply(name: string, spec: Partial<ComposeDeploymentSpec>, namespace = ns): Promise<string> {
     const doc = {
-      apiVersion: "gitsync.dev/v1alpha1",
+      apiVersion: "gitsync.dev/v1beta1",
       kind: "ComposeDeployment",
       metadata: { name, namespace },
       spec: {

@@ -39,7 +39,7 @@ const get = <S = unknown>(kube: KubeClient, kind: KindDef, ns: string, name: str
   kube.request<Obj<S>>("GET", resourcePath(resourceOf(kind), ns, name));
 
 const apply = (kind: string, ns: string, name: string, spec: Record<string, unknown>): Promise<string> =>
-  kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind, metadata: { name, namespace: ns }, spec }));
+  kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1beta1", kind, metadata: { name, namespace: ns }, spec }));
 
 /** Everything a person could read about objects of a namespace: their status and events. */
 async function shownIn(kube: KubeClient, ns: string, kinds: KindDef[]): Promise<string> {

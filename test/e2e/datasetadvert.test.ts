@@ -86,7 +86,7 @@ describe("DatasetAdvert (real operator, etcd with TLS and auth, git server)", fu
 
   function apply(name: string, spec: Partial<DatasetAdvertSpec> & { hub: string; source: DatasetAdvertSpec["source"] }, secret = "etcd"): Promise<string> {
     const doc = {
-      apiVersion: "gitsync.dev/v1alpha1",
+      apiVersion: "gitsync.dev/v1beta1",
       kind: "DatasetAdvert",
       metadata: { name, namespace: ns },
       spec: { interval: "2s", etcd: { endpoints: [etcd().endpoint], secretRef: { name: secret } }, ttl: "1h", ...spec },

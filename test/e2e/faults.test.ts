@@ -84,7 +84,7 @@ describe("fault matrix (real node, git server, S3, etcd, API server, kubelet; re
   const get = <T>(name: Name): Promise<Obj<T>> => kube.request<Obj<T>>("GET", resourcePath(resourceOf(KINDS[name]!), ns, name));
   const ready = (o: Obj<unknown>): Condition | undefined => o.status?.conditions?.find((c) => c.type === "Ready");
   const apply = (name: Name, spec: object): Promise<string> =>
-    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: KINDS[name]!.kind, metadata: { name, namespace: ns }, spec }));
+    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1beta1", kind: KINDS[name]!.kind, metadata: { name, namespace: ns }, spec }));
   const git = (url: string) => ({ url: env().git.url(url), ref: { branch: "main" }, secretRef: { name: "git" } });
   const bucketSpec = (bucket: string) => ({
     endpoint: env().s3.endpoint,

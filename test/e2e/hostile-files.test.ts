@@ -46,7 +46,7 @@ describe("hostile files, objects and values where each kind reads them (real ope
   const sourceOf = (repo: string) => ({ url: env().git.url(repo), ref: { branch: "main" }, secretRef: { name: "git" } });
 
   async function apply(kind: KindDefinition<never, never>, name: string, spec: Record<string, unknown>): Promise<void> {
-    await kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: kind.kind, metadata: { name, namespace: ns }, spec }));
+    await kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1beta1", kind: kind.kind, metadata: { name, namespace: ns }, spec }));
   }
   const get = (kind: KindDefinition<never, never>, name: string): Promise<Object_> => kube.request<Object_>("GET", resourcePath(resourceOf(kind), ns, name));
 

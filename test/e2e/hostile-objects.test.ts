@@ -172,7 +172,7 @@ describe("hostile objects of every kind (real API server and operator)", functio
       const failures: string[] = [];
       for (const [i, [name, spec, field]] of cases.entries()) {
         const objectName = `${kind.singular}-${i}`;
-        const doc = stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: kind.kind, metadata: { name: objectName, namespace: ns }, spec });
+        const doc = stringify({ apiVersion: "gitsync.dev/v1beta1", kind: kind.kind, metadata: { name: objectName, namespace: ns }, spec });
         const applied = await env().kubectl(["apply", "-f", "-"], env().admin, doc);
         if (applied.code !== 0) {
           if (!field.test(applied.stderr)) failures.push(`${name}: rejected, but the message names no ${field}: ${applied.stderr.trim()}`);

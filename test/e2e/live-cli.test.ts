@@ -29,7 +29,7 @@ describe("gitsync get, reconcile, suspend, resume, events, tree and trace (real 
   const gitsync = (...args: string[]): ReturnType<typeof runGitsync> => runGitsync(args, { ...process.env, KUBECONFIG: env().admin.kubeconfig });
   const getShs = (name: string): Promise<Shs> => kube.request<Shs>("GET", resourcePath(resourceOf(serviceHandshakeKind), ns, name));
   const apply = (kind: string, name: string, spec: Record<string, unknown>): Promise<string> =>
-    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind, metadata: { name, namespace: ns }, spec }));
+    kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1beta1", kind, metadata: { name, namespace: ns }, spec }));
   const source = (repo: string): Record<string, unknown> => ({ url: env().git.url(repo), ref: { branch: "main" }, secretRef: { name: "git" } });
 
   before(async function () {

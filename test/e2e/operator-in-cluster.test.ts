@@ -5,21 +5,26 @@
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { generateKeyPairSync } from "node:crypto";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { promisify } from "node:util";
-import { S3Client } from "@aws-sdk/client-s3";
+import { CreateBucketCommand, S3Client } from "@aws-sdk/client-s3";
+import { generateIdentity, identityToRecipient } from "age-encryption";
 import { parse, stringify } from "yaml";
 import { OPERATOR_IMAGE, operatorImage } from "../../hack/env/images.js";
 import { startMinio } from "../../hack/env/minio.js";
+import { TESTAPP_IMAGE } from "../../hack/env/node.js";
 import { OciRegistry } from "../../hack/env/registry.js";
 import { clusterBackupSyncKind } from "../../src/crds/clusterbackupsync.js";
 import { serviceHandshakeKind } from "../../src/crds/servicehandshake.js";
 import { resourceOf, resourcePath, type KubeClient, type KubeList, type KubeObject } from "../../src/runtime/kube.js";
+import { intervalPhaseDelayMs } from "../../src/runtime/reconciler.js";
 import { SHARD_LABEL } from "../../src/runtime/sharder.js";
 import { BackupBucket } from "./fixtures/backups.js";
-import { eventually } from "./helpers.js";
+import { PREVIOUS_IMAGE, PREVIOUS_VERSION, previousRelease, type PreviousRelease } from "./fixtures/previous-release.js";
+import { eventually, runGitsync } from "./helpers.js";
 import { assertNoOverlap, moved, owners, PodLogs, shares, watchSelectors } from "./shards.js";
 import { waitForReady, type StatusLike } from "./kstatus.js";
 import { adminClient, createSecret, env, kubectlOk, ROOT } from "./setup.js";
@@ -64,12 +69,216 @@ async function backupInputs(namespace: string, bucket: string): Promise<void> {
   s3.destroy();
 }
 
+const UPGRADED = "upgrade-e2e";
+const LEASES = "leaderElection.leaseDuration=6s,leaderElection.renewDeadline=4s,leaderElection.retryPeriod=1s";
+const DAY = "24h";
+
+interface CrdLike {
+  metadata: { name: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  spec: { versions: { name: string; storage: boolean }[] };
+}
+
+/**
+ * The cluster as the previous release leaves it: its CRDs, which serve and store v1alpha1 only,
+ * and every object of the five kinds stored at v1alpha1. The environment applied this release's
+ * CRDs; storage goes back to v1alpha1, `gitsync migrate` writes every object again at it and
+ * trims storedVersions, and then the previous CRDs are applied over them.
+ */
+async function asPreviousReleaseLeftIt(chart: string): Promise<void> {
+  const files = readdirSync(path.join(ROOT, "deploy/crds"));
+  const flipped = files.map((file) => {
+    const crd = parse(readFileSync(path.join(ROOT, "deploy/crds", file), "utf8")) as CrdLike;
+    for (const v of crd.spec.versions) v.storage = v.name === "v1alpha1";
+    return stringify(crd);
+  });
+  await kubectlOk(["apply", "--server-side", "--force-conflicts", "--field-manager=gitsync-env", "-f", "-"], flipped.join("---\n"));
+  const migrated = await runGitsync(["migrate", "--kubeconfig", env().admin.kubeconfig], process.env);
+  assert.equal(migrated.code, 0, migrated.stderr);
+  for (const file of files) {
+    const stored = JSON.parse(await kubectlOk(["get", "crd", file.replace(/\.yaml$/, ""), "-o", "jsonpath={.status.storedVersions}"])) as string[];
+    assert.deepEqual(stored, ["v1alpha1"], `gitsync migrate trimmed ${file}`);
+  }
+  await kubectlOk(["apply", "--server-side", "--force-conflicts", "--field-manager=gitsync-env", "-f", path.join(chart, "crds")]);
+  await kubectlOk(["wait", "--for=condition=Established", "--timeout=60s", "crd", "--all"]);
+}
+
+interface UpgradeObject {
+  kind: string;
+  plural: string;
+  name: string;
+  id: string;
+  /** A status time that only moves forward. */
+  progressField: string;
+}
+
+interface Tracked {
+  uid: string;
+  observedGeneration: number;
+  ready: { status: string };
+  progress: number;
+  progressField: string;
+}
+
+async function readTracked(o: UpgradeObject, version: string): Promise<Tracked> {
+  const object = JSON.parse(await kubectlOk(["get", `${o.plural}.${version}.gitsync.dev`, o.name, "-n", UPGRADED, "-o", "json"])) as {
+    metadata: { uid: string };
+    status?: Record<string, unknown> & { observedGeneration?: number; conditions?: { type: string; status: string }[] };
+  };
+  const ready = object.status?.conditions?.find((c) => c.type === "Ready") ?? { status: "Unknown" };
+  return {
+    uid: object.metadata.uid,
+    observedGeneration: object.status?.observedGeneration ?? -1,
+    ready,
+    progress: Date.parse(typeof object.status?.[o.progressField] === "string" ? (object.status[o.progressField] as string) : "") || 0,
+    progressField: o.progressField,
+  };
+}
+
+async function waitUntilReady(o: UpgradeObject, version: string, timeoutMs: number): Promise<Tracked> {
+  return eventually(async () => {
+    const tracked = await readTracked(o, version);
+    assert.equal(tracked.ready.status, "True", `${o.id} is Ready`);
+    return tracked;
+  }, timeoutMs);
+}
+
+/**
+ * Counts the operator's Ready pods every 250 ms (the fewest seen), and every second reads the
+ * upgrade's objects at v1alpha1, which both releases serve: any that is not Ready is noted.
+ */
+class ServingSampler {
+  fewestReady = Infinity;
+  samples = 0;
+  readonly notReady: string[] = [];
+  private ticks = 0;
+  private readonly timer = setInterval(() => void this.sample(), 250);
+  private readonly kube = adminClient();
+
+  constructor(private readonly plurals: string[]) {}
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.kube.close();
+  }
+
+  private async sample(): Promise<void> {
+    this.ticks += 1;
+    if (this.ticks % 4 === 0) await this.objects();
+    const list = await this.kube
+      .request<{ items: Pod[] }>("GET", `/api/v1/namespaces/${NS}/pods`, { query: { labelSelector: SELECTOR } })
+      .catch(() => undefined);
+    if (!list) return;
+    this.samples += 1;
+    this.fewestReady = Math.min(this.fewestReady, list.items.filter(isReady).length);
+  }
+
+  private async objects(): Promise<void> {
+    for (const plural of new Set(this.plurals)) {
+      const list = await this.kube
+        .request<KubeList<KubeObject & StatusLike>>("GET", resourcePath({ group: "gitsync.dev", version: "v1alpha1", plural, namespaced: true }, UPGRADED))
+        .catch(() => undefined);
+      for (const o of list?.items ?? []) {
+        const ready = o.status?.conditions?.find((c) => c.type === "Ready");
+        if (ready?.status !== "True") this.notReady.push(`${plural}/${o.metadata.name} at ${new Date().toISOString()}: ${JSON.stringify(ready)}`);
+      }
+    }
+  }
+}
+
+/**
+ * One object of each kind at v1alpha1, as a user of the previous release made them, and several
+ * ServiceHandshakes; every input each reads (repositories, buckets, etcd, Secrets) exists.
+ */
+async function upgradeObjects(): Promise<UpgradeObject[]> {
+  const git = env().git;
+  await kubectlOk(["create", "namespace", UPGRADED]);
+  await backupInputs(UPGRADED, "upgrade-backups");
+  git.createRepo("upgrade-backups");
+  git.createRepo("upgrade-stock", { "service.yaml": "metadata:\n  name: stock\n", "contract.yaml": "version: 2.1.0\n" });
+  git.createRepo("upgrade-pricing", {
+    "service.yaml": "metadata:\n  name: pricing\ndesiredState:\n  stock: {sync: strict, version: 2.1.0}\n",
+    "contract.yaml": "version: 1.0.0\n",
+  });
+  git.createRepo("upgrade-dataset", { "README.md": "readings\n", "data/readings.csv": "t,c\n1,20\n" });
+  git.createRepo("upgrade-app", { "README.md": "app\n" });
+  const probe = '["CMD", "/testapp", "probe", "http://localhost:8080/healthz"]';
+  git.createRepo("upgrade-compose", {
+    "compose.yaml": `services:\n  web:\n    image: ${TESTAPP_IMAGE}\n    pull_policy: never\n    healthcheck:\n      test: ${probe}\n      interval: 1s\n  debug:\n    image: ${TESTAPP_IMAGE}\n    pull_policy: never\n    profiles: [debug]\n`,
+  });
+  const datasets = env().datasets;
+  assert.ok(datasets, "the environment runs the datasets etcd");
+  await createSecret(UPGRADED, "etcd", { username: datasets.operator.username, password: datasets.operator.password, "ca.crt": datasets.caCert });
+  const identity = await generateIdentity();
+  const signing = generateKeyPairSync("ed25519").privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+  await createSecret(UPGRADED, "signing", { "signing.key": signing });
+  const s3 = new S3Client({
+    endpoint: env().s3.endpoint,
+    region: "us-east-1",
+    forcePathStyle: true,
+    credentials: { accessKeyId: env().s3.accessKey, secretAccessKey: env().s3.secretKey },
+  });
+  await s3.send(new CreateBucketCommand({ Bucket: "upgrade-partition" }));
+  s3.destroy();
+  const source = (repo: string): object => ({ url: env().podUrl(git.url(repo)), ref: { branch: "main" }, secretRef: { name: "git" } });
+  const bucket = (name: string): object => ({ endpoint: env().podUrl(env().s3.endpoint), bucket: name, insecure: true, secretRef: { name: "s3" } });
+  const specs: [string, string, string, object][] = [
+    ...[0, 1, 2, 3].map((i): [string, string, string, object] => [
+      "ServiceHandshake",
+      `shop-${i}`,
+      "lastCheckedAt",
+      { interval: DAY, services: [{ source: source("upgrade-pricing") }, { source: source("upgrade-stock") }] },
+    ]),
+    [
+      "ClusterBackupSync",
+      "backups",
+      "lastSyncTime",
+      { interval: DAY, source: bucket("upgrade-backups"), destination: { url: env().podUrl(git.url("upgrade-backups")), secretRef: { name: "git" } } },
+    ],
+    [
+      "DatasetAdvert",
+      "readings",
+      "",
+      {
+        interval: DAY,
+        hub: "upgrade",
+        operator: "e2e-lab",
+        ttl: "48h",
+        etcd: { endpoints: [env().podUrl(datasets.endpoint)], secretRef: { name: "etcd" } },
+        source: source("upgrade-dataset"),
+      },
+    ],
+    [
+      "PartitionSync",
+      "open-side",
+      "lastSyncTime",
+      {
+        interval: DAY,
+        role: "Producer",
+        bucket: bucket("upgrade-partition"),
+        repos: [
+          {
+            source: { url: env().podUrl(git.url("upgrade-app")), branch: "main", secretRef: { name: "git" } },
+            destination: { group: "inside", project: "app", branch: "main" },
+          },
+        ],
+        recipients: [await identityToRecipient(identity)],
+        signingKeySecretRef: { name: "signing" },
+      },
+    ],
+    ["ComposeDeployment", "shop-compose", "", { interval: DAY, healthTimeout: "120s", source: source("upgrade-compose") }],
+  ];
+  const docs = specs.map(([kind, name, , spec]) => stringify({ apiVersion: "gitsync.dev/v1alpha1", kind, metadata: { name, namespace: UPGRADED }, spec }));
+  await kubectlOk(["apply", "-f", "-"], docs.join("---\n"));
+  return specs.map(([kind, name, progressField]) => ({ kind, name, progressField, plural: `${kind.toLowerCase()}s`, id: `${kind}/${name}` }));
+}
+
 const isReady = (pod: Pod): boolean => pod.status.phase === "Running" && pod.status.conditions?.find((c) => c.type === "Ready")?.status === "True";
 
 describe("the operator in-cluster, installed with Helm (real node)", function () {
   let kube: KubeClient;
   let minio: Awaited<ReturnType<typeof startMinio>> | undefined;
   let registry: OciRegistry | undefined;
+  let previous: PreviousRelease | undefined;
 
   before(async function () {
     this.timeout(10 * 60_000);
@@ -100,6 +309,8 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
       "and the Node.js runtime",
     );
     node.importImage(archive);
+    previous = await previousRelease(mkdtempSync(path.join(env().dir, "previous-")));
+    node.importImage(previous.image);
     await kubectlOk(["create", "namespace", WORKLOADS]);
   });
 
@@ -117,37 +328,135 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     }
   });
 
-  it("installs with helm from an OCI registry: two replicas Running and Ready on /readyz, one holding the Lease", async function () {
-    this.timeout(5 * 60_000);
-    const [repository, tag] = OPERATOR_IMAGE.split(":") as [string, string];
-    const version = (parse(readFileSync(path.join(CHART, "Chart.yaml"), "utf8")) as { version: string }).version;
-    const shown = await helm("show", "chart", `oci://${registry?.host}/charts/gitsync-operator`, "--version", version, "--plain-http");
-    assert.match(shown, /^name: gitsync-operator$/m);
+  it("upgrades from the previous release (its chart from git history) to this chart from an OCI registry: nothing lost, a replica serving throughout, CRDs upgraded, stored at v1beta1", async function () {
+    this.timeout(12 * 60_000);
+    assert.ok(previous, "before() built the previous release");
+    // The cluster as the previous release left it: its CRDs (v1alpha1 only), its objects stored at v1alpha1.
+    await asPreviousReleaseLeftIt(previous.chart);
     await helm(
       "install",
       "gitsync",
-      `oci://${registry?.host}/charts/gitsync-operator`,
-      "--version",
-      version,
-      "--plain-http",
+      previous.chart,
       "--namespace",
       NS,
       "--create-namespace",
       "--set",
-      `image.repository=${repository},image.tag=${tag},image.pullPolicy=Never`,
+      `image.repository=${PREVIOUS_IMAGE.split(":")[0]},image.tag=${PREVIOUS_VERSION},image.pullPolicy=Never`,
       "--set",
-      "leaderElection.leaseDuration=6s,leaderElection.renewDeadline=4s,leaderElection.retryPeriod=1s",
+      LEASES,
       "--wait",
       "--timeout=180s",
     );
-    const pods = await operatorPods();
-    assert.equal(pods.length, 2);
-    assert.ok(pods.every(isReady), JSON.stringify(pods.map((p) => p.status)));
+    const objects = await upgradeObjects();
+    const settledAt = Date.now();
+    const before = new Map<string, Tracked>();
+    for (const o of objects) before.set(o.id, await waitUntilReady(o, "v1alpha1", 180_000));
+    const oldPods = new Set((await operatorPods()).map((p) => p.metadata.uid));
+    const podLogs = new PodLogs(NS, SELECTOR);
+    podLogs.start();
+    const serving = new ServingSampler(objects.map((o) => o.plural));
+    const upgradeStart = Date.now();
+    const [repository, tag] = OPERATOR_IMAGE.split(":") as [string, string];
+    const version = (parse(readFileSync(path.join(CHART, "Chart.yaml"), "utf8")) as { version: string }).version;
+    assert.match(
+      await helm("show", "chart", `oci://${registry?.host}/charts/gitsync-operator`, "--version", version, "--plain-http"),
+      /^name: gitsync-operator$/m,
+    );
+    try {
+      // The previous chart installed its CRDs from crds/, so the release does not own them yet:
+      // --take-ownership adopts them once (README, "Upgrading from 0.1.0").
+      await helm(
+        "upgrade",
+        "gitsync",
+        `oci://${registry?.host}/charts/gitsync-operator`,
+        "--version",
+        version,
+        "--plain-http",
+        "--namespace",
+        NS,
+        "--take-ownership",
+        "--set",
+        `image.repository=${repository},image.tag=${tag},image.pullPolicy=Never`,
+        "--set",
+        LEASES,
+        "--wait",
+        "--timeout=240s",
+      );
+      await kubectlOk(["rollout", "status", "-n", NS, "deployment/gitsync-operator", "--timeout=180s"]);
+      await eventually(async () => {
+        const pods = await operatorPods();
+        assert.equal(pods.length, 2);
+        assert.ok(
+          pods.every((p) => !oldPods.has(p.metadata.uid) && isReady(p)),
+          "two new replicas, Ready",
+        );
+      }, 120_000);
+    } finally {
+      serving.stop();
+    }
+    assert.ok(serving.fewestReady >= 1, `a replica was Ready at every sample (${serving.samples} samples; fewest Ready ${serving.fewestReady})`);
+    assert.deepEqual(serving.notReady, [], "every object stayed Ready through the upgrade");
     const holder = await eventually(leader, 30_000);
     assert.ok(
-      pods.some((p) => p.metadata.name === holder),
-      `the Lease is held by a pod: ${holder}`,
+      (await operatorPods()).some((p) => p.metadata.name === holder),
+      `the Lease is held by a new pod: ${holder}`,
     );
+
+    // The CRDs are this release's, the release owns them, and every object is stored at v1beta1.
+    for (const file of readdirSync(path.join(ROOT, "deploy/crds"))) {
+      const want = parse(readFileSync(path.join(ROOT, "deploy/crds", file), "utf8")) as CrdLike;
+      const name = want.metadata.name;
+      const have = JSON.parse(await kubectlOk(["get", "crd", name, "-o", "json"])) as CrdLike;
+      assert.deepEqual(have.spec.versions, want.spec.versions, `${name}: the versions as deploy/crds has them`);
+      assert.equal(have.metadata.labels?.["app.kubernetes.io/managed-by"], "Helm");
+      assert.equal(have.metadata.annotations?.["helm.sh/resource-policy"], "keep");
+      await eventually(async () => {
+        const stored = JSON.parse(await kubectlOk(["get", "crd", name, "-o", "jsonpath={.status.storedVersions}"])) as string[];
+        assert.deepEqual(stored, ["v1beta1"], `${name} storedVersions`);
+      }, 60_000);
+    }
+
+    // Nothing lost, no status gone backwards: the same objects, Ready since before the upgrade.
+    for (const o of objects) {
+      const was = before.get(o.id) as Tracked;
+      const now = await readTracked(o, "v1beta1");
+      assert.equal(now.uid, was.uid, `${o.id} is the same object`);
+      assert.equal(now.observedGeneration, was.observedGeneration, `${o.id} observedGeneration`);
+      assert.equal(now.ready.status, "True", `${o.id} Ready`);
+      assert.ok(now.progress >= was.progress, `${o.id}: ${now.progressField} did not go back`);
+    }
+
+    // No object was reconciled twice because of the upgrade. Its periodic pass (24h) may fall in
+    // this window, at its own point of the interval: then, and only then, one more is allowed.
+    podLogs.stop();
+    const windowMs = Date.now() - settledAt;
+    const passes = new Map<string, number>();
+    for (const records of podLogs.records().values()) {
+      for (const r of records) {
+        if (!String(r.message).startsWith("Reconciled ") || Date.parse(String(r.timestamp)) <= upgradeStart) continue;
+        const id = `${String(r.kind)}/${String(r.name)}`;
+        passes.set(id, (passes.get(id) ?? 0) + 1);
+      }
+    }
+    for (const o of objects) {
+      const periodic = intervalPhaseDelayMs(before.get(o.id)?.uid ?? "", 24 * 3_600_000, upgradeStart) < windowMs ? 1 : 0;
+      assert.ok((passes.get(o.id) ?? 0) <= 1 + periodic, `${o.id} reconciled ${passes.get(o.id)} times during the upgrade`);
+    }
+    process.stdout.write(
+      `        (${objects.length} objects; ${[...passes.values()].reduce((a, b) => a + b, 0)} passes during the upgrade; fewest Ready replicas ${serving.fewestReady} in ${serving.samples} samples)\n`,
+    );
+
+    // A field new in this release is kept (the old CRD would have pruned it).
+    const compose = objects.find((o) => o.kind === "ComposeDeployment") as UpgradeObject;
+    await kubectlOk(["patch", "composedeployment", compose.name, "-n", UPGRADED, "--type=merge", "-p", JSON.stringify({ spec: { profiles: ["debug"] } })]);
+    const patched = JSON.parse(await kubectlOk(["get", "composedeployments.v1beta1.gitsync.dev", compose.name, "-n", UPGRADED, "-o", "json"])) as {
+      spec: { profiles?: string[] };
+    };
+    assert.deepEqual(patched.spec.profiles, ["debug"]);
+    await eventually(async () => {
+      const deployments = await kubectlOk(["get", "deployments", "-n", UPGRADED, "-o", "name"]);
+      assert.match(deployments, /deployment.apps\/debug/, "the service of the debug profile runs");
+    }, 120_000);
   });
 
   it("reconciles a ServiceHandshake and a ClusterBackupSync from inside the cluster, with the chart's RBAC only", async function () {
@@ -162,13 +471,13 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
     await backupInputs(WORKLOADS, "incluster-backups");
     const source = (repo: string): object => ({ url: env().podUrl(git.url(repo)), ref: { branch: "main" }, secretRef: { name: "git" } });
     const shs = {
-      apiVersion: "gitsync.dev/v1alpha1",
+      apiVersion: "gitsync.dev/v1beta1",
       kind: "ServiceHandshake",
       metadata: { name: "shop", namespace: WORKLOADS },
       spec: { services: [{ source: source("incluster-pricing") }, { source: source("incluster-stock") }] },
     };
     const cbs = {
-      apiVersion: "gitsync.dev/v1alpha1",
+      apiVersion: "gitsync.dev/v1beta1",
       kind: "ClusterBackupSync",
       metadata: { name: "backups", namespace: WORKLOADS },
       spec: {
@@ -275,7 +584,7 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
       await BackupBucket.create(s3, `${name}-pod`);
       env().git.createRepo(`incluster-${name}`);
       const cbs = {
-        apiVersion: "gitsync.dev/v1alpha1",
+        apiVersion: "gitsync.dev/v1beta1",
         kind: "ClusterBackupSync",
         metadata: { name, namespace: WORKLOADS },
         spec: {
@@ -352,13 +661,13 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
       const interval = `${INTERVAL_MS / 1000}s`;
       const docs = [
         ...Array.from({ length: HANDSHAKES }, (_, i) => ({
-          apiVersion: "gitsync.dev/v1alpha1",
+          apiVersion: "gitsync.dev/v1beta1",
           kind: "ServiceHandshake",
           metadata: { name: `shs-${i}`, namespace: SHARDED },
           spec: { interval, services: [{ source: source(`sharded-svc-${i % 10}`) }] },
         })),
         ...Array.from({ length: BACKUPS }, (_, i) => ({
-          apiVersion: "gitsync.dev/v1alpha1",
+          apiVersion: "gitsync.dev/v1beta1",
           kind: "ClusterBackupSync",
           metadata: { name: `cbs-${i}`, namespace: SHARDED },
           spec: {
@@ -445,6 +754,17 @@ describe("the operator in-cluster, installed with Helm (real node)", function ()
       const clusterWide = await kubectlOk(["get", "clusterrole,clusterrolebinding", "-l", SELECTOR, "-o", "name"]);
       assert.equal(clusterWide.trim(), "");
       assert.ok((await kubectlOk(["get", "crd", "servicehandshakes.gitsync.dev", "-o", "name"])).includes("servicehandshakes.gitsync.dev"), "CRDs stay");
+      // And with them every object, as it was.
+      const kept = await kubectlOk(["get", "gitsync", "-n", UPGRADED, "-o", "name"]);
+      for (const name of [
+        "servicehandshake.gitsync.dev/shop-0",
+        "clusterbackupsync.gitsync.dev/backups",
+        "datasetadvert.gitsync.dev/readings",
+        "partitionsync.gitsync.dev/open-side",
+        "composedeployment.gitsync.dev/shop-compose",
+      ]) {
+        assert.ok(kept.includes(name), `${name} is still there: ${kept}`);
+      }
     });
   });
 });

@@ -74,7 +74,7 @@ eachS3Server(
 
     function apply(name: string, spec: Partial<PartitionSyncSpec> & { role: "Producer" | "Consumer" }): Promise<string> {
       const doc = {
-        apiVersion: "gitsync.dev/v1alpha1",
+        apiVersion: "gitsync.dev/v1beta1",
         kind: "PartitionSync",
         metadata: { name, namespace: ns },
         spec: { interval: "2s", bucket: { endpoint: server().endpoint, bucket: BUCKET, insecure: true, secretRef: { name: "s3" } }, ...spec },

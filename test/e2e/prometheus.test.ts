@@ -124,7 +124,7 @@ describe("monitoring: alerting rules and dashboard, checked by a real Prometheus
       };
       return kubectlOk(
         ["apply", "-f", "-"],
-        stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: "ClusterBackupSync", metadata: { name, namespace: NS }, spec }),
+        stringify({ apiVersion: "gitsync.dev/v1beta1", kind: "ClusterBackupSync", metadata: { name, namespace: NS }, spec }),
       );
     }
 

@@ -62,7 +62,7 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     return kubectlOk(
       ["apply", "-f", "-"],
       stringify({
-        apiVersion: "gitsync.dev/v1alpha1",
+        apiVersion: "gitsync.dev/v1beta1",
         kind: "ServiceHandshake",
         metadata: { name, namespace: ns },
         spec: { services, interval: "2s", ...extra },
@@ -120,7 +120,7 @@ describe("ServiceHandshake (real operator, API server and git server)", function
     env().git.createRepo("mono", files);
     const requests = () => env().git.requests.filter((r) => r.path.startsWith("/mono.git"));
     const docs = Array.from({ length: 30 }, (_, i) => ({
-      apiVersion: "gitsync.dev/v1alpha1",
+      apiVersion: "gitsync.dev/v1beta1",
       kind: "ServiceHandshake",
       metadata: { name: `mono-${i}`, namespace: ns },
       spec: {

@@ -172,7 +172,7 @@ describe("git over SSH (OpenSSH's sshd)", function () {
       const spec = { services, interval: "2s", writeBack };
       return kubectlOk(
         ["apply", "-f", "-"],
-        stringify({ apiVersion: "gitsync.dev/v1alpha1", kind: "ServiceHandshake", metadata: { name, namespace: ns }, spec }),
+        stringify({ apiVersion: "gitsync.dev/v1beta1", kind: "ServiceHandshake", metadata: { name, namespace: ns }, spec }),
       );
     }
 
@@ -206,7 +206,7 @@ describe("git over SSH (OpenSSH's sshd)", function () {
       (): Promise<T> =>
         kube.request<T>("GET", resourcePath(resourceOf(kind), ns, name));
     const applyDoc = (kind: string, name: string, spec: Record<string, unknown>): Promise<string> =>
-      kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1alpha1", kind, metadata: { name, namespace: ns }, spec }));
+      kubectlOk(["apply", "-f", "-"], stringify({ apiVersion: "gitsync.dev/v1beta1", kind, metadata: { name, namespace: ns }, spec }));
     const s3Source = (bucket: string, prefix?: string) => ({
       endpoint: env().s3.endpoint,
       bucket,

@@ -189,7 +189,7 @@ describe("ownerKey (which object a watched child reconciles)", () => {
   });
   const owner = { kind: "ComposeDeployment", group: "gitsync.dev" };
   it("follows an ownerReference to the kind", () => {
-    assert.equal(ownerKey(child({ ownerReferences: [{ apiVersion: "gitsync.dev/v1alpha1", kind: "ComposeDeployment", name: "shop" }] }), owner), "ns/shop");
+    assert.equal(ownerKey(child({ ownerReferences: [{ apiVersion: "gitsync.dev/v1beta1", kind: "ComposeDeployment", name: "shop" }] }), owner), "ns/shop");
   });
   it("ignores an ownerReference to another kind or group", () => {
     assert.equal(ownerKey(child({ ownerReferences: [{ apiVersion: "apps/v1", kind: "ComposeDeployment", name: "shop" }] }), owner), undefined);

@@ -42,6 +42,27 @@ describe("CRD generation", () => {
     });
   });
 
+  it("stores v1beta1 and serves v1alpha1 with the same schema, deprecated, converting by apiVersion alone", () => {
+    const full = crd as unknown as {
+      spec: {
+        conversion: unknown;
+        versions: { name: string; served: boolean; storage: boolean; deprecated?: boolean; deprecationWarning?: string; schema: unknown }[];
+      };
+    };
+    assert.deepEqual(
+      full.spec.versions.map((v) => [v.name, v.served, v.storage, v.deprecated ?? false]),
+      [
+        ["v1beta1", true, true, false],
+        ["v1alpha1", true, false, true],
+      ],
+    );
+    assert.deepEqual(full.spec.conversion, { strategy: "None" });
+    assert.deepEqual(full.spec.versions[1]?.schema, full.spec.versions[0]?.schema);
+    assert.match(full.spec.versions[1]?.deprecationWarning ?? "", /gitsync\.dev\/v1alpha1 \w+ is deprecated; use gitsync\.dev\/v1beta1/);
+    // A kind with a version of its own (a test's) is served at that version only.
+    assert.equal((crdManifest({ ...sample, group: "e2e.gitsync.dev", version: "v1alpha1" }) as typeof full).spec.versions.length, 1);
+  });
+
   it("carries the CEL rule for exactly one of branch, tag or commit", () => {
     const ref = structural(gitSource).properties as Record<string, Record<string, unknown>>;
     assert.deepEqual((ref.ref?.["x-kubernetes-validations"] as { message: string }[])[0]?.message, "exactly one of branch, tag or commit must be set");

@@ -174,5 +174,7 @@ export function clusterBackupSyncController(deps: ControllerDeps): ControllerDef
     defaultInterval: "5m",
     concurrency: 2,
     sourceUrls: (spec) => [spec.destination.url],
+    // A handled backup that arrives (a restart, a shard moved) keeps its schedule.
+    nextDue: (status) => (status.nextSyncTime ? Date.parse(status.nextSyncTime) : undefined),
   };
 }
