@@ -92,6 +92,7 @@ export const BuiltinResources = {
   events: { group: "events.k8s.io", version: "v1", plural: "events", namespaced: true },
   leases: { group: "coordination.k8s.io", version: "v1", plural: "leases", namespaced: true },
   serviceAccounts: { group: "", version: "v1", plural: "serviceaccounts", namespaced: true },
+  customResourceDefinitions: { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", namespaced: false },
 } as const satisfies Record<string, ResourceRef>;
 
 /** Where a kind's objects live in the API, from the same definition the CRD is generated from. */

@@ -129,6 +129,7 @@ export class Manager {
       // Drained first: the sharder gives this replica's objects to the others only once it is gone.
       await membership?.remove();
       await elector?.release();
+      for (const { definition } of this.controllers) definition.close?.();
       await this.server.close();
       process.off("SIGTERM", onSignal);
       process.off("SIGINT", onSignal);
@@ -256,7 +257,10 @@ export class Manager {
       (key, previous, current) => {
         shardObjects.set({ kind }, informer.cache.size);
         // Gone from this replica's cache (deleted, or handed to another): its series go too.
-        if (!current) forgetResource(kind, previous?.metadata.namespace ?? "", previous?.metadata.name ?? key);
+        if (!current) {
+          forgetResource(kind, previous?.metadata.namespace ?? "", previous?.metadata.name ?? key);
+          definition.release?.(key);
+        }
         if (member && current && current.metadata.labels?.[DRAIN_LABEL] !== undefined) this.handOver(running, key, current);
         else if (this.leading && needsReconcile(previous, current)) {
           // A shard moved here arrives as new: handled already, its pass is not due yet.

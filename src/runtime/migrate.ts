@@ -7,9 +7,8 @@
 import pLimit from "p-limit";
 import { GROUP, VERSION, type KindDefinition } from "../crds/common.js";
 import { errorText, type Logger } from "../util/log.js";
-import { isConflict, isNotFound, resourceOf, resourcePath, type KubeClient, type KubeList, type KubeObject } from "./kube.js";
+import { BuiltinResources, isConflict, isNotFound, resourceOf, resourcePath, type KubeClient, type KubeList, type KubeObject } from "./kube.js";
 
-const CRDS = "/apis/apiextensions.k8s.io/v1/customresourcedefinitions";
 const PAGE_SIZE = 500;
 const CONCURRENCY = 8;
 
@@ -39,7 +38,7 @@ export interface Migration {
 }
 
 /** The kinds whose CRDs this release ships (a kind with a group or version of its own is a test's). */
-export function releaseKinds(kinds: readonly KindDefinition[]): KindDefinition[] {
+function releaseKinds(kinds: readonly KindDefinition[]): KindDefinition[] {
   return kinds.filter((kind) => kind.group === undefined && kind.version === undefined);
 }
 
@@ -52,7 +51,7 @@ export async function migrateStoredVersions(kube: KubeClient, kinds: readonly Ki
   const results: Migration[] = [];
   for (const kind of releaseKinds(kinds)) {
     const name = `${kind.plural}.${GROUP}`;
-    const crd = await kube.request<Crd>("GET", `${CRDS}/${name}`).catch((err: unknown) => {
+    const crd = await kube.request<Crd>("GET", resourcePath(BuiltinResources.customResourceDefinitions, undefined, name)).catch((err: unknown) => {
       if (isNotFound(err)) throw new CrdVersionError(`CRD ${name} is not installed: install the chart (crds.install) or apply deploy/crds`);
       throw err;
     });
@@ -65,7 +64,7 @@ export async function migrateStoredVersions(kube: KubeClient, kinds: readonly Ki
     const { rewritten, failed } = await rewriteAll(kube, kind);
     const trimmed = failed.length === 0;
     if (trimmed) {
-      await kube.request("PATCH", `${CRDS}/${name}/status`, {
+      await kube.request("PATCH", resourcePath(BuiltinResources.customResourceDefinitions, undefined, name, "status"), {
         body: { status: { storedVersions: [storage] } },
         contentType: "application/merge-patch+json",
       });

@@ -103,6 +103,15 @@ export interface ControllerDefinition<Spec extends CommonSpec, Status extends Co
   sourceUrls?: (spec: Spec) => string[];
   /** When a handled object's next pass is due by its status (epoch ms), e.g. a cron schedule's next run; default within its interval. */
   nextDue?: (status: Status) => number | undefined;
+  /**
+   * What a pass makes lives in the process that made it (a DatasetAdvert's etcd lease, which only
+   * that process keeps alive): an object that arrives is due at once, whatever its status says.
+   */
+  heldByProcess?: boolean;
+  /** Lets go of what the process holds for an object that has left it (handed to another replica), without undoing it. */
+  release?: (key: string) => void;
+  /** Lets go of everything the process holds, at shutdown, so that the process can exit. */
+  close?: () => void;
 }
 
 /** Time until the next instant at which `now` is at the seed's own phase of the interval (a hash of the seed): in [0, intervalMs). */
@@ -159,11 +168,12 @@ export class Reconciler<Spec extends CommonSpec, Status extends CommonStatus, Pa
    * finalizer and its reconcile request) is due when its status says (nextDue) or at its own
    * point of its interval (intervalPhaseDelayMs), the same on every replica: a restart, an upgrade
    * or a shard moved twice reconciles nothing again before then, and the passes of a restart are
-   * spread over the interval instead of all at once. Anything else is due now.
+   * spread over the interval instead of all at once. Anything else is due now, and so is every
+   * object of a kind whose passes leave state in the process (heldByProcess).
    */
   arrivalDelayMs(key: string, now = Date.now()): number {
     const object = this.deps.read(key) as CustomObject<Spec, Status> | undefined;
-    if (!object || !handled(object, this.definition.finalizer?.name)) return 0;
+    if (!object || this.definition.heldByProcess || !handled(object, this.definition.finalizer?.name)) return 0;
     // Its series show from arrival, as its status does.
     observeResource(this.kind, object.metadata.namespace ?? "", object.metadata.name, { ready: true, stalled: false });
     const due = this.definition.nextDue?.(object.status as Status);

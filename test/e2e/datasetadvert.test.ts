@@ -288,6 +288,26 @@ describe("DatasetAdvert (real operator, etcd with TLS and auth, git server)", fu
     await eventually(async () => assert.equal(await stored(key), undefined), 10_000);
   });
 
+  it("exits on SIGTERM while it holds adverts, and the next operator publishes them on a lease of its own at once", async () => {
+    env().git.createRepo("ds-handoff", { "h.csv": "1\n" });
+    // An interval of an hour: only publishing on arrival can bring the advert back within its TTL.
+    await apply("handoff", { hub: "handoff", operator: "lab-h", source: source("ds-handoff"), ttl: "8s", interval: "1h" });
+    const before = await waitFor("handoff", "True", "Advertised");
+    const key = before.status?.key ?? "";
+    operator.signal("SIGTERM");
+    const exit = await Promise.race([operator.exited(), new Promise<undefined>((resolve) => setTimeout(resolve, 40_000, undefined))]);
+    assert.equal(exit?.code, 0, `the operator exits by itself, its etcd clients closed: ${operator.lines.slice(-3).join("\n")}`);
+    operator = OperatorProcess.start({ entry: "gitsync" });
+    const after = await eventually(async () => {
+      const dsa = await get("handoff");
+      assert.notEqual(dsa.status?.leaseId, before.status?.leaseId, "published on a lease of the new process");
+      assert.equal((await stored(key))?.lease, dsa.status?.leaseId);
+      return dsa;
+    }, 15_000);
+    await new Promise((resolve) => setTimeout(resolve, 10_000));
+    assert.equal((await stored(key))?.lease, after.status?.leaseId, "still advertised after the 8 s TTL of the first lease");
+  });
+
   it("lets the advert expire after its TTL when the operator is killed", async () => {
     env().git.createRepo("ds-short", { "s.csv": "1\n" });
     await apply("short", { hub: "short", operator: "lab-s", source: source("ds-short"), ttl: "5s" });

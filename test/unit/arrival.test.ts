@@ -103,6 +103,7 @@ describe("Reconciler.arrivalDelayMs", () => {
       assert.equal(delayOf(object), 0, what);
     }
     assert.equal(delayOf(undefined), 0, "gone from the cache");
+    assert.equal(delayOf(handled(), { heldByProcess: true }), 0, "a kind whose passes leave state in the process that ran them");
     const answered = handled();
     answered.metadata.annotations = { "gitsync.dev/requestedAt": "t1" };
     answered.status.lastHandledReconcileAt = "t1";

@@ -198,9 +198,16 @@ async function revoke(ctx: Ctx, sessions: Map<string, Session>): Promise<void> {
   } catch (err) {
     ctx.log.warn("Failed to revoke DatasetAdvert lease; the advert expires with its TTL", { leaseId, error: errorText(err) });
   } finally {
-    sessions.get(key)?.store.close();
-    sessions.delete(key);
+    closeSession(sessions, key);
   }
+}
+
+/** Stops keeping the resource's lease alive (without revoking it) and closes its etcd client. */
+function closeSession(sessions: Map<string, Session>, key: string): void {
+  const session = sessions.get(key);
+  session?.lease?.release();
+  session?.store.close();
+  sessions.delete(key);
 }
 
 export function datasetAdvertController(deps: ControllerDeps): ControllerDefinition<DatasetAdvertSpec, DatasetAdvertStatus, Pass> {
@@ -213,5 +220,14 @@ export function datasetAdvertController(deps: ControllerDeps): ControllerDefinit
     concurrency: 4,
     finalizer: { name: "gitsync.dev/revoke-advert", cleanup: (ctx) => revoke(ctx, sessions) },
     sourceUrls: (spec) => [spec.source.url],
+    // The advert hangs on a lease only the process that granted it keeps alive: a replica that
+    // receives the resource (a start, a shard moved) publishes it on a lease of its own at once.
+    heldByProcess: true,
+    // Handed to another replica, or shutting down: the clients close and the lease is left to
+    // expire after spec.ttl, by when the advert's new holder has published it on a lease of its own.
+    release: (key) => closeSession(sessions, key),
+    close: () => {
+      for (const key of [...sessions.keys()]) closeSession(sessions, key);
+    },
   };
 }
