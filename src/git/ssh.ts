@@ -178,6 +178,8 @@ export class SshHttpClient implements HttpClient {
       const conn = new (ssh2().Client)();
       conn.once("ready", () => resolve(conn));
       conn.once("close", () => {
+        // Closed before the handshake, and ssh2 said nothing else: the connect must not wait forever.
+        reject(new SshError("network", `${this.where}: the connection closed before the SSH handshake`));
         if (this.conn) void this.conn.then((c) => c === conn && (this.conn = undefined)).catch(() => undefined);
       });
       conn.once("error", (err: Error & { level?: string }) => {

@@ -4,6 +4,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer, type AddressInfo, type Socket } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { stringify } from "yaml";
@@ -120,6 +121,29 @@ describe("git over SSH (OpenSSH's sshd)", function () {
     assert.equal(nowhere.kind, "not-found");
     assert.match(nowhere.message, /does not appear to be a git repository/);
     for (const err of [unknown, missing, stranger, nowhere]) assert.ok(!err.message.includes("PRIVATE KEY"));
+  });
+
+  it("fails, never hangs or crashes, on a server that hangs up during the handshake, whichever way", async () => {
+    // Servers that are not sshd (a port forwarded to the wrong place, a proxy closing the tunnel).
+    const behaviours: [string, (socket: Socket) => void, RegExp][] = [
+      ["closes at once", (s) => s.destroy(), /Connection lost before handshake/],
+      ["greets, then closes", (s) => (s.write("SSH-2.0-OpenSSH_9.6\r\n"), setTimeout(() => s.destroy(), 50)), /closed before the SSH handshake/],
+      ["greets, then sends garbage", (s) => (s.write("SSH-2.0-OpenSSH_9.6\r\n"), setTimeout(() => s.end(Buffer.alloc(64, 7)), 50)), /Bad packet length/],
+      ["greets, then resets", (s) => (s.write("SSH-2.0-OpenSSH_9.6\r\n"), s.once("data", () => setTimeout(() => s.resetAndDestroy(), 20))), /ECONNRESET/],
+    ];
+    for (const [what, behave, expected] of behaviours) {
+      const server = createServer(behave);
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const port = (server.address() as AddressInfo).port;
+      try {
+        const knownHosts = ssh().knownHostsAt("127.0.0.1", port);
+        const err = await refusal(repoAt(`ssh://git@127.0.0.1:${port}/repo.git`, { identity: ssh().identity(), knownHosts }));
+        assert.equal(err.kind, "network", `${what}: ${err.message}`);
+        assert.match(err.message, expected, what);
+      } finally {
+        server.close();
+      }
+    }
   });
 
   it("closes its SSH connection after every operation, and keeps no key file in its folders", async () => {
