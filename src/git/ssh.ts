@@ -182,7 +182,10 @@ export class SshHttpClient implements HttpClient {
         reject(new SshError("network", `${this.where}: the connection closed before the SSH handshake`));
         if (this.conn) void this.conn.then((c) => c === conn && (this.conn = undefined)).catch(() => undefined);
       });
-      conn.once("error", (err: Error & { level?: string }) => {
+      // For the connection's whole life, not once: ssh2 can emit a second error (a lost socket
+      // after a failed handshake), and one with no listener would take the process down. The first
+      // fails the connect; a later one on an idle connection ends it (a session has its own listener).
+      conn.on("error", (err: Error & { level?: string }) => {
         conn.end();
         reject(this.connectError(err, name, offered, known.length));
       });

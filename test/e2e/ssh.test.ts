@@ -127,6 +127,9 @@ describe("git over SSH (OpenSSH's sshd)", function () {
     // Servers that are not sshd (a port forwarded to the wrong place, a proxy closing the tunnel).
     const behaviours: [string, (socket: Socket) => void, RegExp][] = [
       ["closes at once", (s) => s.destroy(), /Connection lost before handshake/],
+      // A reset after the connect and before the greeting: ssh2 emits the reset, then "Connection
+      // lost before handshake"; with no listener left for the second, the process died.
+      ["resets before its greeting", (s) => setTimeout(() => s.resetAndDestroy(), 50), /ECONNRESET/],
       ["greets, then closes", (s) => (s.write("SSH-2.0-OpenSSH_9.6\r\n"), setTimeout(() => s.destroy(), 50)), /closed before the SSH handshake/],
       ["greets, then sends garbage", (s) => (s.write("SSH-2.0-OpenSSH_9.6\r\n"), setTimeout(() => s.end(Buffer.alloc(64, 7)), 50)), /Bad packet length/],
       ["greets, then resets", (s) => (s.write("SSH-2.0-OpenSSH_9.6\r\n"), s.once("data", () => setTimeout(() => s.resetAndDestroy(), 20))), /ECONNRESET/],
